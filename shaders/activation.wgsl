@@ -1,0 +1,35 @@
+// uses: lib/activation.wgsl lib/index.wgsl
+// activation.wgsl — element-wise activations on their own (the Activation layer, or where no matmul can
+// absorb them): y = act(x), and dx = dy · act'(y) from the forward output y.
+// Layout: x, y, dy, dx flat, n elements. Dispatch: one invocation per element, 2-D grid of WG-wide
+// workgroups. Overrides: ACT (0 linear, 1 relu, 2 sigmoid, 3 tanh), WG.
+
+struct Params {
+  n: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> y_in: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+
+override ACT: u32 = 0;
+override WG: u32 = 64;
+
+@compute @workgroup_size(WG, 1, 1)
+fn activation_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg, WG);
+  if (i < params.n) {
+    y[i] = activate(ACT, x[i]);
+  }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn activation_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg, WG);
+  if (i < params.n) {
+    dx[i] = dy[i] * activation_grad(ACT, y_in[i]);
+  }
+}

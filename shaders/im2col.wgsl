@@ -1,0 +1,75 @@
+// uses: lib/index.wgsl
+// im2col.wgsl — convolution as matmul: im2col unrolls input patches into rows; col2im is its adjoint.
+//
+// Layout: x, dx (B, H, W, C) NHWC; cols, dcols (B·OH·OW, KH·KW·C), row (b·OH + oy)·OW + ox, column
+// (ky·KW + kx)·C + c. Padding is explicit: PT/PL rows/columns before the image, zeros outside it.
+// col2im is the gather form: each dx element sums the cols entries that read it, so no atomics.
+// Dispatch: one invocation per output element on a 2-D grid of WG-wide workgroups (lib/index.wgsl).
+
+struct Conv {
+  B: u32, H: u32, W: u32, C: u32,
+  KH: u32, KW: u32, SH: u32, SW: u32,
+  PT: u32, PL: u32, OH: u32, OW: u32,
+}
+
+@group(0) @binding(0) var<uniform> conv: Conv;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cols: array<f32>;
+@group(0) @binding(3) var<storage, read> dcols: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+
+override WG: u32 = 64;
+
+@compute @workgroup_size(WG, 1, 1)
+fn im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let ncols = conv.KH * conv.KW * conv.C;
+  let idx = linear_index(gid, nwg, WG);
+  if (idx >= conv.B * conv.OH * conv.OW * ncols) {
+    return;
+  }
+  let col = idx % ncols;
+  let row = idx / ncols;
+  let c = col % conv.C;
+  let kx = (col / conv.C) % conv.KW;
+  let ky = col / (conv.C * conv.KW);
+  let ox = row % conv.OW;
+  let oy = (row / conv.OW) % conv.OH;
+  let b = row / (conv.OW * conv.OH);
+  let iy = i32(oy * conv.SH + ky) - i32(conv.PT);
+  let ix = i32(ox * conv.SW + kx) - i32(conv.PL);
+  var v = 0.0;
+  if (iy >= 0 && iy < i32(conv.H) && ix >= 0 && ix < i32(conv.W)) {
+    v = x[((b * conv.H + u32(iy)) * conv.W + u32(ix)) * conv.C + c];
+  }
+  cols[idx] = v;
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = linear_index(gid, nwg, WG);
+  if (idx >= conv.B * conv.H * conv.W * conv.C) {
+    return;
+  }
+  let c = idx % conv.C;
+  let px = (idx / conv.C) % conv.W;
+  let py = (idx / (conv.C * conv.W)) % conv.H;
+  let b = idx / (conv.C * conv.W * conv.H);
+  let ncols = conv.KH * conv.KW * conv.C;
+  var sum = 0.0;
+  for (var ky = 0u; ky < conv.KH; ky++) {
+    let ny = i32(py + conv.PT) - i32(ky);
+    if (ny < 0 || ny % i32(conv.SH) != 0 || u32(ny) / conv.SH >= conv.OH) {
+      continue;
+    }
+    let oy = u32(ny) / conv.SH;
+    for (var kx = 0u; kx < conv.KW; kx++) {
+      let nx = i32(px + conv.PL) - i32(kx);
+      if (nx < 0 || nx % i32(conv.SW) != 0 || u32(nx) / conv.SW >= conv.OW) {
+        continue;
+      }
+      let ox = u32(nx) / conv.SW;
+      sum += dcols[((b * conv.OH + oy) * conv.OW + ox) * ncols + (ky * conv.KW + kx) * conv.C + c];
+    }
+  }
+  dx[idx] = sum;
+}

@@ -1,0 +1,61 @@
+// uses: lib/index.wgsl
+// optimizer.wgsl — parameter updates over one flat arena: every parameter of a model in one dispatch.
+//
+// Layout: w (parameters), g (gradients), and the optimizer's slots (velocity; m, v), all flat, n elements,
+// in the same order. decay holds each element's L2 coefficient (0 for biases and unregularised kernels);
+// the gradient used is g + decay · w.
+// sgd:  vel = momentum · vel − lr · g;  w += vel                      (Keras SGD)
+// adam: m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²;  w −= lr_t · m / (√v + ε)   (Keras/TF Adam;
+//       lr_t = lr · √(1−β2^t) / (1−β1^t) is computed on the host each step).
+// Dispatch: one invocation per element, 2-D grid of WG-wide workgroups. Overrides: WG.
+
+struct Sgd {
+  n: u32,
+  lr: f32,
+  momentum: f32,
+}
+
+struct Adam {
+  n: u32,
+  lr_t: f32,
+  beta1: f32,
+  beta2: f32,
+  eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> sgd_params: Sgd;
+@group(0) @binding(1) var<uniform> adam_params: Adam;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+@group(0) @binding(4) var<storage, read> decay: array<f32>;
+@group(0) @binding(5) var<storage, read_write> vel: array<f32>;
+@group(0) @binding(6) var<storage, read_write> m: array<f32>;
+@group(0) @binding(7) var<storage, read_write> v: array<f32>;
+
+override WG: u32 = 64;
+
+@compute @workgroup_size(WG, 1, 1)
+fn sgd(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg, WG);
+  if (i >= sgd_params.n) {
+    return;
+  }
+  let grad = g[i] + decay[i] * w[i];
+  let step = sgd_params.momentum * vel[i] - sgd_params.lr * grad;
+  vel[i] = step;
+  w[i] += step;
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg, WG);
+  if (i >= adam_params.n) {
+    return;
+  }
+  let grad = g[i] + decay[i] * w[i];
+  let mi = adam_params.beta1 * m[i] + (1.0 - adam_params.beta1) * grad;
+  let vi = adam_params.beta2 * v[i] + (1.0 - adam_params.beta2) * grad * grad;
+  m[i] = mi;
+  v[i] = vi;
+  w[i] -= adam_params.lr_t * mi / (sqrt(vi) + adam_params.eps);
+}

@@ -1,0 +1,139 @@
+// uses: lib/index.wgsl
+// pool.wgsl — 2-D max and average pooling, forward and backward.
+//
+// Layout: x, dx (B, H, W, C) NHWC; y, dy, argmax (B, OH, OW, C). argmax holds the flat index into x of
+// each window's maximum (first one on ties, ky outer, kx inner). Padded positions are ignored: they never
+// win a max and are not counted in an average (TensorFlow's convention for 'same').
+// Backward passes are gathers over the windows that contain each input element: no atomics, and
+// overlapping windows (stride < pool size) are summed correctly.
+// Dispatch: one invocation per output element (forward: y; backward: dx) on a 2-D grid of WG-wide
+// workgroups.
+
+struct Pool {
+  B: u32, H: u32, W: u32, C: u32,
+  PH: u32, PW: u32, SH: u32, SW: u32,
+  PT: u32, PL: u32, OH: u32, OW: u32,
+}
+
+@group(0) @binding(0) var<uniform> pool: Pool;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read> argmax_in: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+
+override WG: u32 = 64;
+
+struct Window { y0: i32, y1: i32, x0: i32, x1: i32 }
+
+// The window of output (oy, ox), clipped to the image: rows y0..y1-1, columns x0..x1-1.
+fn window(oy: u32, ox: u32) -> Window {
+  let y0 = i32(oy * pool.SH) - i32(pool.PT);
+  let x0 = i32(ox * pool.SW) - i32(pool.PL);
+  return Window(max(y0, 0), min(y0 + i32(pool.PH), i32(pool.H)), max(x0, 0), min(x0 + i32(pool.PW), i32(pool.W)));
+}
+
+// Output rows (or columns) whose window covers input position p: lo..hi inclusive (empty when lo > hi).
+fn covering(p: u32, pad: u32, size: u32, stride: u32, count: u32) -> vec2i {
+  let top = i32(p + pad);
+  let lo = max(top - i32(size) + i32(stride), 0) / i32(stride);
+  let hi = min(top / i32(stride), i32(count) - 1);
+  return vec2i(lo, hi);
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn max_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = linear_index(gid, nwg, WG);
+  if (idx >= pool.B * pool.OH * pool.OW * pool.C) {
+    return;
+  }
+  let c = idx % pool.C;
+  let ox = (idx / pool.C) % pool.OW;
+  let oy = (idx / (pool.C * pool.OW)) % pool.OH;
+  let b = idx / (pool.C * pool.OW * pool.OH);
+  let w = window(oy, ox);
+  var best = -3.4028234e38;
+  var best_i = 0u;
+  var found = false;
+  for (var iy = w.y0; iy < w.y1; iy++) {
+    for (var ix = w.x0; ix < w.x1; ix++) {
+      let i = ((b * pool.H + u32(iy)) * pool.W + u32(ix)) * pool.C + c;
+      let v = x[i];
+      if (!found || v > best) {
+        best = v;
+        best_i = i;
+        found = true;
+      }
+    }
+  }
+  y[idx] = best;
+  argmax[idx] = best_i;
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn max_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = linear_index(gid, nwg, WG);
+  if (idx >= pool.B * pool.H * pool.W * pool.C) {
+    return;
+  }
+  let c = idx % pool.C;
+  let px = (idx / pool.C) % pool.W;
+  let py = (idx / (pool.C * pool.W)) % pool.H;
+  let b = idx / (pool.C * pool.W * pool.H);
+  let ry = covering(py, pool.PT, pool.PH, pool.SH, pool.OH);
+  let rx = covering(px, pool.PL, pool.PW, pool.SW, pool.OW);
+  var sum = 0.0;
+  for (var oy = ry.x; oy <= ry.y; oy++) {
+    for (var ox = rx.x; ox <= rx.y; ox++) {
+      let o = ((b * pool.OH + u32(oy)) * pool.OW + u32(ox)) * pool.C + c;
+      if (argmax_in[o] == idx) {
+        sum += dy[o];
+      }
+    }
+  }
+  dx[idx] = sum;
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = linear_index(gid, nwg, WG);
+  if (idx >= pool.B * pool.OH * pool.OW * pool.C) {
+    return;
+  }
+  let c = idx % pool.C;
+  let ox = (idx / pool.C) % pool.OW;
+  let oy = (idx / (pool.C * pool.OW)) % pool.OH;
+  let b = idx / (pool.C * pool.OW * pool.OH);
+  let w = window(oy, ox);
+  var sum = 0.0;
+  for (var iy = w.y0; iy < w.y1; iy++) {
+    for (var ix = w.x0; ix < w.x1; ix++) {
+      sum += x[((b * pool.H + u32(iy)) * pool.W + u32(ix)) * pool.C + c];
+    }
+  }
+  y[idx] = sum / f32((w.y1 - w.y0) * (w.x1 - w.x0));
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = linear_index(gid, nwg, WG);
+  if (idx >= pool.B * pool.H * pool.W * pool.C) {
+    return;
+  }
+  let c = idx % pool.C;
+  let px = (idx / pool.C) % pool.W;
+  let py = (idx / (pool.C * pool.W)) % pool.H;
+  let b = idx / (pool.C * pool.W * pool.H);
+  let ry = covering(py, pool.PT, pool.PH, pool.SH, pool.OH);
+  let rx = covering(px, pool.PL, pool.PW, pool.SW, pool.OW);
+  var sum = 0.0;
+  for (var oy = ry.x; oy <= ry.y; oy++) {
+    for (var ox = rx.x; ox <= rx.y; ox++) {
+      let w = window(u32(oy), u32(ox));
+      let o = ((b * pool.OH + u32(oy)) * pool.OW + u32(ox)) * pool.C + c;
+      sum += dy[o] / f32((w.y1 - w.y0) * (w.x1 - w.x0));
+    }
+  }
+  dx[idx] = sum;
+}

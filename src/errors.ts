@@ -1,0 +1,24 @@
+// Typed error hierarchy for the engine, so callers can tell bad data from bad config or GPU trouble.
+
+/** Base class of every error the engine throws on purpose. */
+export class EngineError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input data or files: malformed, truncated, missing or out-of-range contents. */
+export class DataError extends EngineError {}
+
+/** Tensor shapes that do not fit together (wrong rank, mismatched dimensions). */
+export class ShapeError extends EngineError {}
+
+/** Unknown names or invalid options in a model, layer, optimiser or run configuration. */
+export class ConfigError extends EngineError {}
+
+/** WebGPU trouble: no adapter, device creation or loss, or a validation/out-of-memory error. */
+export class GpuError extends EngineError {}
+
+/** A WGSL shader that does not compile; the message carries file, line, column and the compiler's words. */
+export class ShaderCompileError extends GpuError {}

@@ -1,0 +1,187 @@
+// Device acquisition: navigator.gpu in the browser, Dawn in Node with a CPU Vulkan fallback, and
+// reporting of device loss and uncaptured GPU errors.
+import { GpuError } from "../errors.ts";
+
+/** What the engine runs on, in words a person can check. */
+export interface AdapterReport {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** True for CPU implementations (lavapipe, SwiftShader, WARP) and adapters that say they are a fallback. */
+  isCpu: boolean;
+  /** "browser" (navigator.gpu) or "dawn" (the webgpu npm package in Node). */
+  runtime: "browser" | "dawn";
+  /** The Vulkan driver file Dawn was pointed at, when the engine chose one. */
+  icd?: string;
+  features: string[];
+}
+
+export interface GpuOptions {
+  /** Use a device the application already has instead of acquiring one. */
+  device?: GPUDevice;
+  powerPreference?: GPUPowerPreference;
+  /** In Node: "auto" (a hardware GPU, then lavapipe, then SwiftShader) or one of them explicitly. */
+  adapter?: "auto" | "hardware" | "lavapipe" | "swiftshader";
+  /** Called for device loss and uncaptured GPU errors (default: console.error). */
+  onError?: (error: GpuError) => void;
+}
+
+/** An acquired device with its adapter report; `takeError()` returns (and clears) the first GPU error seen. */
+export interface Gpu {
+  device: GPUDevice;
+  report: AdapterReport;
+  lost: boolean;
+  takeError(): GpuError | undefined;
+  /** Keeps Dawn's instance alive as long as the device is in use. */
+  readonly instance?: unknown;
+}
+
+const LAVAPIPE_ICDS = ["/usr/share/vulkan/icd.d/lvp_icd.json", "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"];
+const SWIFTSHADER_ICDS = ["/usr/lib/chromium/vk_swiftshader_icd.json", "/usr/lib/chromium-browser/vk_swiftshader_icd.json", "/opt/google/chrome/vk_swiftshader_icd.json"];
+const INSTALL_HINT =
+  "Install a GPU driver, or a CPU Vulkan driver: on Debian 12, `bash .ci/install-system.sh` (adds bookworm-backports " +
+  "and runs `apt-get install -t bookworm-backports mesa-vulkan-drivers`; Mesa >= 24 is needed), on Ubuntu 24.04+ " +
+  "`apt-get install mesa-vulkan-drivers`, or `apt-get install chromium` for SwiftShader. " +
+  "To force one, set VK_ICD_FILENAMES to its .json file.";
+
+const CPU_ARCHITECTURES = /swiftshader|llvmpipe|lavapipe|software|warp|cpu/i;
+
+function reportOf(adapter: GPUAdapter, runtime: AdapterReport["runtime"], icd?: string): AdapterReport {
+  const info = adapter.info;
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
+  return {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    isCpu: CPU_ARCHITECTURES.test(text) || Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter && CPU_ARCHITECTURES.test(text)),
+    runtime,
+    icd,
+    features: [...adapter.features].sort(),
+  };
+}
+
+function describe(r: AdapterReport): string {
+  return `${r.description || r.device || r.architecture} (${r.vendor}${r.isCpu ? ", CPU" : ", GPU"}, ${r.runtime})`;
+}
+
+type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
+
+async function loadDawn(): Promise<DawnModule> {
+  const name = "webgpu";
+  try {
+    return (await import(/* @vite-ignore */ name)) as DawnModule;
+  } catch (e) {
+    throw new GpuError(`WebGPU is not available in this runtime and the "webgpu" package (Dawn for Node) could not be loaded: ${(e as Error).message}. Run \`npm install webgpu\`.`);
+  }
+}
+
+/** Tries Vulkan drivers in order in Node; returns the first adapter found and what it tried. */
+async function nodeAdapter(opts: GpuOptions): Promise<{ adapter: GPUAdapter; instance: GPU; icd?: string }> {
+  const dawn = await loadDawn();
+  Object.assign(globalThis, dawn.globals);
+  const fs = await import("node:fs");
+  const userIcd = process.env.VK_ICD_FILENAMES;
+  const choice = opts.adapter ?? "auto";
+  const candidates: (string | undefined)[] = [];
+  if (choice === "auto" || choice === "hardware") candidates.push(userIcd); // the loader's own search, or the user's pick
+  if (choice === "auto" || choice === "lavapipe") candidates.push(...LAVAPIPE_ICDS.filter((p) => fs.existsSync(p)));
+  if (choice === "auto" || choice === "swiftshader") candidates.push(...SWIFTSHADER_ICDS.filter((p) => fs.existsSync(p)));
+  const tried: string[] = [];
+  for (const icd of candidates) {
+    if (icd === undefined) delete process.env.VK_ICD_FILENAMES;
+    else process.env.VK_ICD_FILENAMES = icd;
+    const instance = dawn.create([]);
+    let adapter: GPUAdapter | null = null;
+    try {
+      adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
+    } catch (e) {
+      tried.push(`${icd ?? "system Vulkan drivers"}: ${(e as Error).message}`);
+      continue;
+    }
+    if (!adapter) {
+      tried.push(`${icd ?? "system Vulkan drivers"}: no adapter`);
+      continue;
+    }
+    const isCpu = CPU_ARCHITECTURES.test(`${adapter.info.architecture} ${adapter.info.description}`);
+    // The loader's own search may find only a CPU driver; prefer the ordered CPU list for those.
+    if (icd === undefined && !userIcd && isCpu && choice === "auto" && candidates.length > 1) {
+      tried.push(`system Vulkan drivers: only a CPU adapter (${adapter.info.description}); trying the known CPU drivers in order`);
+      continue;
+    }
+    return { adapter, instance, icd };
+  }
+  if (userIcd === undefined) delete process.env.VK_ICD_FILENAMES;
+  else process.env.VK_ICD_FILENAMES = userIcd;
+  throw new GpuError(`No WebGPU adapter found. Tried:\n  - ${tried.join("\n  - ") || "nothing (no Vulkan driver files found)"}\n${INSTALL_HINT}`);
+}
+
+/** Acquires a device on the best adapter this machine has and wires up error reporting. */
+export async function acquireGpu(opts: GpuOptions = {}): Promise<Gpu> {
+  const onError = opts.onError ?? ((e: GpuError) => console.error(e.message));
+  let device = opts.device;
+  let report: AdapterReport;
+  let instance: unknown;
+  if (device) {
+    const info = device.adapterInfo ?? ({ vendor: "", architecture: "", device: "", description: "" } as GPUAdapterInfo);
+    report = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, isCpu: CPU_ARCHITECTURES.test(`${info.architecture} ${info.description}`), runtime: typeof process !== "undefined" && !globalThis.navigator?.gpu ? "dawn" : "browser", features: [...device.features].sort() };
+  } else {
+    let adapter: GPUAdapter;
+    let runtime: AdapterReport["runtime"];
+    let icd: string | undefined;
+    const browserGpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+    if (browserGpu) {
+      const a = await browserGpu.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
+      if (!a) throw new GpuError("navigator.gpu exists but returned no adapter. Enable WebGPU for this browser (chrome://flags/#enable-unsafe-webgpu, or --enable-unsafe-webgpu), or update the GPU driver.");
+      adapter = a;
+      runtime = "browser";
+    } else if (typeof process !== "undefined" && process.versions?.node) {
+      ({ adapter, instance, icd } = await nodeAdapter(opts));
+      runtime = "dawn";
+    } else {
+      throw new GpuError("This browser has no WebGPU (navigator.gpu is missing). Use a recent Chrome, Edge or Firefox, and serve the page over https or http://localhost: WebGPU exists only in secure contexts.");
+    }
+    report = reportOf(adapter, runtime, icd);
+    const features: GPUFeatureName[] = adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+    const l = adapter.limits;
+    device = await adapter.requestDevice({
+      label: "gradwgsl",
+      requiredFeatures: features,
+      requiredLimits: {
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      },
+    });
+  }
+  let firstError: GpuError | undefined;
+  const gpu: Gpu = {
+    device,
+    report,
+    lost: false,
+    instance,
+    takeError() {
+      const e = firstError;
+      firstError = undefined;
+      return e;
+    },
+  };
+  const raise = (e: GpuError) => {
+    firstError ??= e;
+    onError(e);
+  };
+  device.addEventListener("uncapturederror", (ev) => {
+    const err = (ev as GPUUncapturedErrorEvent).error;
+    raise(new GpuError(`GPU ${err.constructor?.name ?? "error"} on ${describe(report)}: ${err.message}`));
+  });
+  void device.lost.then((info) => {
+    gpu.lost = true;
+    if (info.reason !== "destroyed") raise(new GpuError(`GPU device lost on ${describe(report)}: ${info.message || info.reason}. Acquire a new device (the engine's fit() does this from its last snapshot).`));
+  });
+  return gpu;
+}
+
+export { describe as describeAdapter };
