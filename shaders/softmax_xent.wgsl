@@ -79,7 +79,9 @@ fn row_loss(row: u32, sparse: bool) -> vec2f {
     }
   }
   if (sparse && labels[row] >= params.K) {
-    l = bitcast<f32>(0x7fc00000u); // a label out of range must not train silently: poison the loss
+    // A label out of range must not train silently: poison the loss with NaN (built from a runtime
+    // value, since a constant NaN is a compile error in WGSL).
+    l = bitcast<f32>(0x7fc00000u | (labels[row] & 0u));
   }
   loss[row] = l;
   return vec2f(l, select(0.0, 1.0, s.arg == t_arg));

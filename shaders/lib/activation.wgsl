@@ -1,21 +1,22 @@
 // lib/activation.wgsl — activation functions and their derivatives, shared by every kernel that fuses one.
 // Codes: 0 linear, 1 relu, 2 sigmoid, 3 tanh. Derivatives take the forward OUTPUT y, which is what the
-// backward pass keeps, so no pre-activation buffer is needed.
+// backward pass keeps, so no pre-activation buffer is needed. Parameter names differ from every binding
+// name on purpose: wgsl_reflect counts a parameter named like a global as a use of that global.
 
-fn activate(kind: u32, x: f32) -> f32 {
+fn activate(kind: u32, pre: f32) -> f32 {
   switch kind {
-    case 1u: { return max(x, 0.0); }
-    case 2u: { return 1.0 / (1.0 + exp(-x)); }
-    case 3u: { return tanh(x); }
-    default: { return x; }
+    case 1u: { return max(pre, 0.0); }
+    case 2u: { return 1.0 / (1.0 + exp(-pre)); }
+    case 3u: { return tanh(pre); }
+    default: { return pre; }
   }
 }
 
-fn activation_grad(kind: u32, y: f32) -> f32 {
+fn activation_grad(kind: u32, post: f32) -> f32 {
   switch kind {
-    case 1u: { return select(0.0, 1.0, y > 0.0); }
-    case 2u: { return y * (1.0 - y); }
-    case 3u: { return 1.0 - y * y; }
+    case 1u: { return select(0.0, 1.0, post > 0.0); }
+    case 2u: { return post * (1.0 - post); }
+    case 3u: { return 1.0 - post * post; }
     default: { return 1.0; }
   }
 }

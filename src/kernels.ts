@@ -1,0 +1,161 @@
+// Dispatch builders, one per kernel entry point: given buffers and sizes, a ready-to-encode Dispatch.
+// Both the eager tensor API (src/ops.ts) and the model planner build their GPU work from these.
+import { ConfigError } from "./errors.ts";
+import { windowUniforms, type WindowPlan } from "./geometry.ts";
+import { Dispatch, grid1d, type Binding, type KernelRegistry } from "./gpu/registry.ts";
+
+export type Activation = "linear" | "relu" | "sigmoid" | "tanh";
+export const ACTIVATIONS: readonly Activation[] = ["linear", "relu", "sigmoid", "tanh"];
+
+/** The code lib/activation.wgsl uses for each activation. */
+export function activationCode(act: Activation | undefined): number {
+  const code = ACTIVATIONS.indexOf(act ?? "linear");
+  if (code < 0) throw new ConfigError(`unknown activation "${act}"; use one of ${ACTIVATIONS.join(", ")}`);
+  return code;
+}
+
+/** Matmul implementation: workgroup-memory tiles (GPUs) or barrier-free register blocks (CPU drivers). */
+export type MatmulVariant = "tiled" | "direct";
+
+/** Tile shapes per variant: each invocation owns 4×4 outputs; BK is the depth staged per barrier. */
+export const MATMUL_TILES: Record<MatmulVariant, { WG_X: number; WG_Y: number; BK: number }> = {
+  tiled: { WG_X: 16, WG_Y: 16, BK: 16 },
+  direct: { WG_X: 8, WG_Y: 8, BK: 1 },
+};
+
+export interface KernelContext {
+  kernels: KernelRegistry;
+  matmulVariant: MatmulVariant;
+}
+
+export interface MatmulSpec {
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  /** (N) added before the activation. */
+  bias?: Binding;
+  act?: Activation;
+  /** Fused backprop: A (or B) is dY of an activation whose forward output is `y` (same layout). */
+  dactA?: { act: Activation; y: Binding };
+  dactB?: { act: Activation; y: Binding };
+}
+
+/** c (M, N) = act(op(a)·op(b) + bias). */
+export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul"): Promise<Dispatch> {
+  if (s.dactA && s.dactB) throw new ConfigError(`${label}: only one operand can carry a fused activation gradient`);
+  const variant = ctx.matmulVariant;
+  const { WG_X, WG_Y, BK } = MATMUL_TILES[variant];
+  const constants: Record<string, number | boolean> = {
+    WG_X,
+    WG_Y,
+    TRANS_A: !!s.transA,
+    TRANS_B: !!s.transB,
+    HAS_BIAS: !!s.bias,
+    ACT: activationCode(s.act),
+    DACT_A: s.dactA ? activationCode(s.dactA.act) : 0,
+    DACT_B: s.dactB ? activationCode(s.dactB.act) : 0,
+  };
+  if (variant === "tiled") constants.BK = BK;
+  const k = await ctx.kernels.kernel("matmul.wgsl", `matmul_${variant}`, constants);
+  const ph = ctx.kernels.placeholder;
+  const grid: [number, number, number] = [Math.ceil(s.N / (4 * WG_X)), Math.ceil(s.M / (4 * WG_Y)), 1];
+  return new Dispatch(ctx.kernels.device, k, { a, b, c, bias: s.bias ?? ph, act_y: s.dactA?.y ?? s.dactB?.y ?? ph }, grid, { M: s.M, N: s.N, K: s.K }, label);
+}
+
+const WG = 64;
+
+/** cols (B·OH·OW, KH·KW·C) from x (B, H, W, C). */
+export async function im2col(ctx: KernelContext, x: Binding, cols: Binding, p: WindowPlan, label = "im2col"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("im2col.wgsl", "im2col", { WG });
+  const n = p.B * p.OH * p.OW * p.KH * p.KW * p.C;
+  return new Dispatch(ctx.kernels.device, k, { x, cols }, grid1d(n, WG), windowUniforms(p), label);
+}
+
+/** dx (B, H, W, C) = adjoint of im2col applied to dcols. */
+export async function col2im(ctx: KernelContext, dcols: Binding, dx: Binding, p: WindowPlan, label = "col2im"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("im2col.wgsl", "col2im", { WG });
+  return new Dispatch(ctx.kernels.device, k, { dcols, dx }, grid1d(p.B * p.H * p.W * p.C, WG), windowUniforms(p), label);
+}
+
+export async function maxPoolForward(ctx: KernelContext, x: Binding, y: Binding, argmax: Binding, p: WindowPlan, label = "max_pool_forward"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("pool.wgsl", "max_pool_forward", { WG });
+  return new Dispatch(ctx.kernels.device, k, { x, y, argmax }, grid1d(p.B * p.OH * p.OW * p.C, WG), windowUniforms(p, true), label);
+}
+
+export async function maxPoolBackward(ctx: KernelContext, dy: Binding, argmax: Binding, dx: Binding, p: WindowPlan, label = "max_pool_backward"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("pool.wgsl", "max_pool_backward", { WG });
+  return new Dispatch(ctx.kernels.device, k, { dy, argmax_in: argmax, dx }, grid1d(p.B * p.H * p.W * p.C, WG), windowUniforms(p, true), label);
+}
+
+export async function avgPoolForward(ctx: KernelContext, x: Binding, y: Binding, p: WindowPlan, label = "avg_pool_forward"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("pool.wgsl", "avg_pool_forward", { WG });
+  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(p.B * p.OH * p.OW * p.C, WG), windowUniforms(p, true), label);
+}
+
+export async function avgPoolBackward(ctx: KernelContext, dy: Binding, dx: Binding, p: WindowPlan, label = "avg_pool_backward"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("pool.wgsl", "avg_pool_backward", { WG });
+  return new Dispatch(ctx.kernels.device, k, { dy, dx }, grid1d(p.B * p.H * p.W * p.C, WG), windowUniforms(p, true), label);
+}
+
+export async function activationForward(ctx: KernelContext, x: Binding, y: Binding, n: number, act: Activation, label = `${act}_forward`): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("activation.wgsl", "activation_forward", { WG, ACT: activationCode(act) });
+  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(n, WG), { n }, label);
+}
+
+/** dx = dy · act'(y), from the forward output y. */
+export async function activationBackward(ctx: KernelContext, y: Binding, dy: Binding, dx: Binding, n: number, act: Activation, label = `${act}_backward`): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("activation.wgsl", "activation_backward", { WG, ACT: activationCode(act) });
+  return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG), { n }, label);
+}
+
+/** db (N) = column sums of dy (R, N), through act'(y) when `dact` is given. */
+export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding, R: number, N: number, dact?: { act: Activation; y: Binding }, label = "bias_grad"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", { WG, DACT: dact ? activationCode(dact.act) : 0 });
+  return new Dispatch(ctx.kernels.device, k, { dy, act_y: dact?.y ?? ctx.kernels.placeholder, db }, [N, 1, 1], { R, N }, label);
+}
+
+export interface SoftmaxXentIo {
+  logits: Binding;
+  /** (B) u32 class ids, or (B, K) f32 target probabilities. */
+  labels?: Binding;
+  targets?: Binding;
+  loss: Binding;
+  dlogits: Binding;
+  /** [loss sum, correct, count], accumulated. */
+  metrics: Binding;
+}
+
+/** Fused softmax + cross-entropy over B rows of K classes; nValid rows count (can be changed per step). */
+export async function softmaxXent(ctx: KernelContext, io: SoftmaxXentIo, B: number, K: number, nValid = B, label = "softmax_xent"): Promise<Dispatch> {
+  const sparse = io.labels !== undefined;
+  if (sparse === (io.targets !== undefined)) throw new ConfigError(`${label}: give exactly one of labels (sparse) or targets (dense)`);
+  const k = await ctx.kernels.kernel("softmax_xent.wgsl", sparse ? "softmax_xent_sparse" : "softmax_xent_dense", { WG });
+  const ph = ctx.kernels.placeholder;
+  const buffers = { logits: io.logits, labels: io.labels ?? ph, targets: io.targets ?? ph, loss: io.loss, dlogits: io.dlogits, metrics: io.metrics };
+  return new Dispatch(ctx.kernels.device, k, buffers, [1, 1, 1], { B, K, n_valid: nValid }, label);
+}
+
+export interface ArenaIo {
+  w: Binding;
+  g: Binding;
+  /** Per-element L2 coefficient. */
+  decay: Binding;
+}
+
+export async function sgdUpdate(ctx: KernelContext, io: ArenaIo & { vel: Binding }, n: number, lr: number, momentum: number, label = "sgd"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("optimizer.wgsl", "sgd", { WG });
+  return new Dispatch(ctx.kernels.device, k, { w: io.w, g: io.g, decay: io.decay, vel: io.vel }, grid1d(n, WG), { n, lr, momentum }, label);
+}
+
+/** Adam step; call setUniforms({ lr_t }) on the result each step with the bias-corrected rate. */
+export async function adamUpdate(ctx: KernelContext, io: ArenaIo & { m: Binding; v: Binding }, n: number, h: { lr_t: number; beta1: number; beta2: number; eps: number }, label = "adam"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("optimizer.wgsl", "adam", { WG });
+  return new Dispatch(ctx.kernels.device, k, { w: io.w, g: io.g, decay: io.decay, m: io.m, v: io.v }, grid1d(n, WG), { n, ...h }, label);
+}
+
+/** Adam's bias-corrected learning rate for 1-based step t (Keras/TF formulation). */
+export function adamRate(lr: number, beta1: number, beta2: number, t: number): number {
+  return (lr * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t);
+}

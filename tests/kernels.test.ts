@@ -1,0 +1,247 @@
+// Every kernel on a real WebGPU adapter against the float64 CPU reference: random data, poisoned
+// outputs, shapes that are no multiple of any tile size.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Engine } from "../src/engine.ts";
+import * as ops from "../src/ops.ts";
+import type { Activation, MatmulVariant } from "../src/kernels.ts";
+import * as ref from "./reference/cpu.ts";
+import { randomArray } from "./reference/random.ts";
+import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
+
+let e: Engine;
+beforeAll(async () => {
+  e = await gpuEngine();
+  console.log(`adapter: ${e.describe()}; matmul variant: ${e.matmulVariant}`);
+});
+afterAll(() => e?.dispose());
+
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 13, 5],
+  [33, 65, 17],
+  [64, 5408, 128],
+];
+const TRANSPOSES: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+let seed = 1;
+
+/** Runs `fn` with the engine's matmul variant switched, to test both kernels on one adapter. */
+async function withVariant<T>(v: MatmulVariant, fn: () => Promise<T>): Promise<T> {
+  const saved = e.matmulVariant;
+  (e as { matmulVariant: MatmulVariant }).matmulVariant = v;
+  try {
+    return await fn();
+  } finally {
+    (e as { matmulVariant: MatmulVariant }).matmulVariant = saved;
+  }
+}
+
+describe.each(["direct", "tiled"] as MatmulVariant[])("matmul (%s)", (variant) => {
+  for (const [M, K, N] of SHAPES) {
+    for (const [ta, tb] of TRANSPOSES) {
+      it(`${M}×${K}×${N} transA=${ta} transB=${tb}`, async () => {
+        const a = randomArray(M * K, seed++);
+        const b = randomArray(K * N, seed++);
+        const c = await withVariant(variant, async () => {
+          const at = e.tensor(a, ta ? [K, M] : [M, K]);
+          const bt = e.tensor(b, tb ? [N, K] : [K, N]);
+          return (await ops.matmul(at, bt, { transposeA: ta, transposeB: tb })).read();
+        });
+        expectRelClose(c, ref.matmul(a, b, M, N, K, ta, tb), 1e-4, "C");
+      });
+    }
+  }
+
+  for (const act of ["linear", "relu", "sigmoid", "tanh"] as Activation[]) {
+    it(`fused bias + ${act} forward and fused backprop, 33×17×21, every transpose`, async () => {
+      const [M, K, N] = [33, 17, 21];
+      for (const [ta, tb] of TRANSPOSES) {
+        const a = randomArray(M * K, seed++);
+        const b = randomArray(K * N, seed++);
+        const bias = randomArray(N, seed++);
+        const dy = randomArray(M * N, seed++);
+        await withVariant(variant, async () => {
+          const [at, bt, biast] = [e.tensor(a, ta ? [K, M] : [M, K]), e.tensor(b, tb ? [N, K] : [K, N]), e.tensor(bias, [N])];
+          const o = { transposeA: ta, transposeB: tb, bias: biast, activation: act };
+          const y = await ops.matmul(at, bt, o);
+          const z = ref.matmul(a, b, M, N, K, ta, tb).map((v, i) => v + bias[i % N]!);
+          const yRef = ref.activation(act, z);
+          expectRelClose(await y.read(), yRef, 1e-4, "y");
+          // Backward from the GPU's own y (as training does), checked against the reference formulas.
+          const yGpu = await y.read();
+          const g = await ops.matmulBackward(at, bt, y, e.tensor(dy, [M, N]), o);
+          const dz = ref.activationBackward(act, yGpu, dy);
+          const opB = tb ? transpose(b, N, K) : b; // (K, N)
+          const opA = ta ? transpose(a, K, M) : a; // (M, K)
+          const dOpA = ref.matmul(dz, opB, M, K, N, false, true); // (M, K)
+          const dOpB = ref.matmul(opA, dz, K, N, M, true, false); // (K, N)
+          expectRelClose(await g.da.read(), ta ? transpose(dOpA, M, K) : dOpA, 1e-4, "dA");
+          expectRelClose(await g.db.read(), tb ? transpose(dOpB, K, N) : dOpB, 1e-4, "dB");
+          expectRelClose(await g.dbias.read(), ref.biasGrad(dz, M, N), 1e-4, "dbias");
+        });
+      }
+    });
+  }
+});
+
+function transpose(x: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c]!;
+  return out;
+}
+
+const CONVS: ref.Conv2dGeom[] = [];
+for (const C of [1, 3]) for (const S of [1, 2]) for (const padding of ["valid", "same"] as const) CONVS.push({ B: 2, H: 9, W: 7, C, KH: 3, KW: 3, SH: S, SW: S, padding });
+CONVS.push({ B: 3, H: 28, W: 28, C: 1, KH: 3, KW: 3, SH: 1, SW: 1, padding: "valid" }); // the reference CNN's conv
+CONVS.push({ B: 2, H: 6, W: 11, C: 5, KH: 2, KW: 4, SH: 2, SW: 3, padding: "same" });
+
+describe("conv2d (im2col + matmul) and its backward (col2im)", () => {
+  for (const g of CONVS) {
+    const acts: Activation[] = ["relu", "linear", "tanh", "sigmoid"];
+    const act = acts[(g.C + g.SH + (g.padding === "same" ? 2 : 0)) % 4]!;
+    it(`B${g.B} ${g.H}×${g.W}×${g.C} k${g.KH}×${g.KW} s${g.SH}×${g.SW} ${g.padding} ${act}`, async () => {
+      const F = 5;
+      const x = randomArray(g.B * g.H * g.W * g.C, seed++);
+      const w = randomArray(g.KH * g.KW * g.C * F, seed++);
+      const b = randomArray(F, seed++);
+      const [xt, wt, bt] = [e.tensor(x, [g.B, g.H, g.W, g.C]), e.tensor(w, [g.KH, g.KW, g.C, F]), e.tensor(b, [F])];
+      const o = { strides: [g.SH, g.SW] as [number, number], padding: g.padding, bias: bt, activation: act };
+      const y = await ops.conv2d(xt, wt, o);
+      const { OH, OW } = ref.convOutput(g);
+      expect(y.shape).toEqual([g.B, OH, OW, F]);
+      expectRelClose(await y.read(), ref.conv2d(x, w, b, g, F, act), 1e-4, "y");
+      const yGpu = await y.read();
+      const dy = randomArray(y.size, seed++);
+      const grads = await ops.conv2dBackward(xt, wt, y, e.tensor(dy, y.shape), o);
+      const r = ref.conv2dBackward(x, w, yGpu, dy, g, F, act);
+      expectRelClose(await grads.dx.read(), r.dx, 1e-4, "dx");
+      expectRelClose(await grads.dw.read(), r.dw, 1e-4, "dw");
+      expectRelClose(await grads.db.read(), r.db, 1e-4, "db");
+    });
+  }
+});
+
+const POOLS: ref.Pool2dGeom[] = [
+  { B: 2, H: 26, W: 26, C: 32, PH: 2, PW: 2, SH: 2, SW: 2, padding: "valid" }, // the reference CNN's pool
+  { B: 2, H: 7, W: 9, C: 3, PH: 2, PW: 2, SH: 2, SW: 2, padding: "same" },
+  { B: 1, H: 7, W: 5, C: 2, PH: 3, PW: 3, SH: 1, SW: 1, padding: "valid" }, // overlapping windows
+  { B: 2, H: 5, W: 8, C: 1, PH: 3, PW: 2, SH: 2, SW: 1, padding: "same" },
+];
+
+describe("pooling", () => {
+  for (const g of POOLS) {
+    const o = { poolSize: [g.PH, g.PW] as [number, number], strides: [g.SH, g.SW] as [number, number], padding: g.padding };
+    const shape = [g.B, g.H, g.W, g.C];
+    it(`max pool ${g.H}×${g.W}×${g.C} p${g.PH}×${g.PW} s${g.SH}×${g.SW} ${g.padding}`, async () => {
+      const x = randomArray(g.B * g.H * g.W * g.C, seed++);
+      const { y, argmax } = await ops.maxPool2d(e.tensor(x, shape), o);
+      const r = ref.maxPool2d(x, g);
+      expectRelClose(await y.read(), r.y, 1e-6, "y");
+      expect(Array.from(await argmax.read())).toEqual(Array.from(r.argmax));
+      const dy = randomArray(y.size, seed++);
+      const dx = await ops.maxPool2dBackward(argmax, e.tensor(dy, y.shape), shape, o);
+      expectRelClose(await dx.read(), ref.maxPool2dBackward(x, dy, g), 1e-6, "dx");
+    });
+    it(`avg pool ${g.H}×${g.W}×${g.C} p${g.PH}×${g.PW} s${g.SH}×${g.SW} ${g.padding}`, async () => {
+      const x = randomArray(g.B * g.H * g.W * g.C, seed++);
+      const y = await ops.avgPool2d(e.tensor(x, shape), o);
+      expectRelClose(await y.read(), ref.avgPool2d(x, g), 1e-5, "y");
+      const dy = randomArray(y.size, seed++);
+      const dx = await ops.avgPool2dBackward(e.tensor(dy, y.shape), shape, o);
+      expectRelClose(await dx.read(), ref.avgPool2dBackward(dy, g), 1e-5, "dx");
+    });
+  }
+});
+
+describe("activations", () => {
+  for (const act of ["relu", "sigmoid", "tanh", "linear"] as Activation[]) {
+    it(`${act} forward and backward on 1000 elements`, async () => {
+      const x = randomArray(1000, seed++, -3, 3);
+      const y = await ops.activation(e.tensor(x, [10, 100]), act);
+      expectRelClose(await y.read(), ref.activation(act, x), 1e-5, "y");
+      const yGpu = await y.read();
+      const dy = randomArray(1000, seed++);
+      const dx = await ops.activationBackward(y, e.tensor(dy, [10, 100]), act);
+      expectRelClose(await dx.read(), ref.activationBackward(act, yGpu, dy), 1e-5, "dx");
+    });
+  }
+});
+
+describe("bias gradient", () => {
+  for (const [R, N] of [[1, 1], [43264, 32], [65, 130]] as const) {
+    it(`${R}×${N}`, async () => {
+      const dy = randomArray(R * N, seed++);
+      const db = await ops.biasGrad(e.tensor(dy, [R, N]));
+      expectRelClose(await db.read(), ref.biasGrad(dy, R, N), 1e-4, "db");
+    });
+  }
+});
+
+describe("softmax cross-entropy", () => {
+  for (const [B, K, nValid] of [[1, 1, 1], [64, 10, 64], [7, 13, 5], [130, 10, 97]] as const) {
+    it(`sparse B=${B} K=${K} nValid=${nValid}`, async () => {
+      const logits = randomArray(B * K, seed++, -4, 4);
+      const labels = Array.from(randomArray(B, seed++, 0, K), (v) => Math.min(K - 1, Math.floor(v)));
+      const r = ref.softmaxCrossEntropy(logits, labels, B, K, nValid);
+      const out = await ops.softmaxCrossEntropy(e.tensor(logits, [B, K]), e.tensor(labels, [B], "u32"), { nValid });
+      expectRelClose(await out.loss.read(), r.loss, 1e-5, "loss");
+      expectRelClose(await out.dlogits.read(), r.dlogits, 1e-5, "dlogits");
+      const [lossSum, correct, count] = await out.metrics.read();
+      expectRelClose([lossSum!], [r.lossSum], 1e-5, "loss sum");
+      expect(correct).toBe(r.correct);
+      expect(count).toBe(nValid);
+    });
+    it(`dense B=${B} K=${K} nValid=${nValid}`, async () => {
+      const logits = randomArray(B * K, seed++, -4, 4);
+      const raw = randomArray(B * K, seed++, 0.01, 1);
+      const targets = raw.map((v, i) => v / Array.from(raw.subarray(Math.floor(i / K) * K, Math.floor(i / K) * K + K)).reduce((s, t) => s + t, 0));
+      const r = ref.softmaxCrossEntropyDense(logits, targets, B, K, nValid);
+      const out = await ops.softmaxCrossEntropy(e.tensor(logits, [B, K]), e.tensor(targets, [B, K]), { nValid });
+      expectRelClose(await out.loss.read(), r.loss, 1e-5, "loss");
+      expectRelClose(await out.dlogits.read(), r.dlogits, 1e-5, "dlogits");
+      const [lossSum, correct] = await out.metrics.read();
+      expectRelClose([lossSum!], [r.lossSum], 1e-5, "loss sum");
+      expect(correct).toBe(r.correct);
+    });
+  }
+  it("a label out of range poisons the loss instead of training silently", async () => {
+    const out = await ops.softmaxCrossEntropy(e.tensor([1, 2, 3, 4], [2, 2]), e.tensor([1, 5], [2], "u32"));
+    const loss = await out.loss.read();
+    expect(Number.isFinite(loss[0])).toBe(true);
+    expect(Number.isNaN(loss[1])).toBe(true);
+  });
+});
+
+describe("optimizers over a flat arena", () => {
+  const n = 1237;
+  it("SGD with momentum and L2 decay, 3 steps", async () => {
+    const w = randomArray(n, seed++);
+    const vel = new Float64Array(n);
+    const decay = randomArray(n, seed++, 0, 0.01);
+    const [wt, vt, dt] = [e.tensor(w, [n]), e.tensor(vel, [n]), e.tensor(decay, [n])];
+    for (let step = 0; step < 3; step++) {
+      const g = randomArray(n, seed++);
+      await ops.sgdStep(wt, e.tensor(g, [n]), vt, { lr: 0.05, momentum: 0.9, decay: dt });
+      ref.sgdUpdate(w, g.map((gi, i) => gi + decay[i]! * w[i]!), vel, 0.05, 0.9);
+    }
+    expectRelClose(await wt.read(), w, 1e-5, "w");
+    expectRelClose(await vt.read(), vel, 1e-5, "velocity");
+  });
+  it("Adam, 3 steps", async () => {
+    const w = randomArray(n, seed++);
+    const [m, v] = [new Float64Array(n), new Float64Array(n)];
+    const [wt, mt, vt] = [e.tensor(w, [n]), e.tensor(m, [n]), e.tensor(v, [n])];
+    for (let step = 1; step <= 3; step++) {
+      const g = randomArray(n, seed++);
+      await ops.adamStep(wt, e.tensor(g, [n]), mt, vt, { lr: 1e-3, step });
+      ref.adamUpdate(w, g, m, v, 1e-3, 0.9, 0.999, 1e-7, step);
+    }
+    expectRelClose(await wt.read(), w, 1e-5, "w");
+    expectRelClose(await mt.read(), m, 1e-5, "m");
+    expectRelClose(await vt.read(), v, 1e-5, "v");
+  });
+});
