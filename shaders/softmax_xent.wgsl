@@ -122,3 +122,18 @@ fn softmax_xent_dense(@builtin(local_invocation_id) lid: vec3u) {
   }
   reduce_and_accumulate(lid.x, acc);
 }
+
+// softmax: probabilities for predict(); y (B, K). Dispatch: grid (ceil(B / WG), 1, 1), one row each.
+@group(0) @binding(7) var<storage, read_write> probs: array<f32>;
+
+@compute @workgroup_size(WG, 1, 1)
+fn softmax(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x;
+  if (row >= params.B) {
+    return;
+  }
+  let s = row_stats(row);
+  for (var k = 0u; k < params.K; k++) {
+    probs[row * params.K + k] = exp(logits[row * params.K + k] - s.max_v - s.log_sum);
+  }
+}

@@ -159,3 +159,38 @@ export async function adamUpdate(ctx: KernelContext, io: ArenaIo & { m: Binding;
 export function adamRate(lr: number, beta1: number, beta2: number, t: number): number {
   return (lr * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t);
 }
+
+/** Gathers rows order[offset..offset+B) of a GPU-resident dataset into a batch buffer. */
+export async function gather(
+  ctx: KernelContext,
+  io: { order: Binding; source: Binding; out: Binding },
+  kind: "u8" | "f32" | "u32",
+  h: { B: number; row: number; offset: number; count: number; scale: number },
+  label = `gather_${kind}`,
+): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("data.wgsl", `gather_${kind}`, { WG });
+  const buffers: Record<string, Binding> = { order: io.order };
+  if (kind === "u8") Object.assign(buffers, { bytes: io.source, x: io.out });
+  else if (kind === "f32") Object.assign(buffers, { values: io.source, x: io.out });
+  else Object.assign(buffers, { ids: io.source, ids_out: io.out });
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(h.B * h.row, WG), h, label);
+}
+
+/** Inverted dropout forward (y from x) or backward (dx from dy); the mask is a hash of (seed, element). */
+export async function dropout(ctx: KernelContext, dir: "forward" | "backward", src: Binding, dst: Binding, n: number, rate: number, label = `dropout_${dir}`): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("dropout.wgsl", `dropout_${dir}`, { WG });
+  const buffers: Record<string, Binding> = dir === "forward" ? { x: src, y: dst } : { dy: src, dx: dst };
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG), { n, seed: 0, rate }, label);
+}
+
+/** Mean squared error or binary cross-entropy on (B, K) predictions. */
+export async function elementLoss(ctx: KernelContext, kind: "mse" | "bce", io: { pred: Binding; truth: Binding; loss: Binding; dpred: Binding; metrics: Binding }, B: number, K: number, nValid = B, label: string = kind): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("loss.wgsl", kind, { WG });
+  return new Dispatch(ctx.kernels.device, k, io, [1, 1, 1], { B, K, n_valid: nValid }, label);
+}
+
+/** Row-wise softmax of logits (B, K) into probs. */
+export async function softmax(ctx: KernelContext, logits: Binding, probs: Binding, B: number, K: number, label = "softmax"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("softmax_xent.wgsl", "softmax", { WG });
+  return new Dispatch(ctx.kernels.device, k, { logits, probs }, [Math.ceil(B / WG), 1, 1], { B, K, n_valid: B }, label);
+}

@@ -103,6 +103,11 @@ function literal(text: string): number {
   return n;
 }
 
+/** The WGSL a file compiles to: its own code with its libraries appended (for emulation in tests). */
+export function assembleShader(file: ShaderFile, sources: Readonly<Record<string, string>> = shaderSources): string {
+  return assemble(file, sources).code;
+}
+
 /** Compiles and caches kernels for one device. */
 export class KernelRegistry {
   private readonly files = new Map<string, ParsedFile>();

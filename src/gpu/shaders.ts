@@ -1,9 +1,12 @@
 // The WGSL sources, bundled as strings (Vite's ?raw; in plain Node, scripts/node-hooks.mjs provides it).
 import activation from "../../shaders/activation.wgsl?raw";
 import biasGrad from "../../shaders/bias_grad.wgsl?raw";
+import data from "../../shaders/data.wgsl?raw";
+import dropout from "../../shaders/dropout.wgsl?raw";
 import im2col from "../../shaders/im2col.wgsl?raw";
 import libActivation from "../../shaders/lib/activation.wgsl?raw";
 import libIndex from "../../shaders/lib/index.wgsl?raw";
+import loss from "../../shaders/loss.wgsl?raw";
 import matmul from "../../shaders/matmul.wgsl?raw";
 import optimizer from "../../shaders/optimizer.wgsl?raw";
 import pool from "../../shaders/pool.wgsl?raw";
@@ -13,9 +16,12 @@ import softmaxXent from "../../shaders/softmax_xent.wgsl?raw";
 export const shaderSources: Readonly<Record<string, string>> = {
   "activation.wgsl": activation,
   "bias_grad.wgsl": biasGrad,
+  "data.wgsl": data,
+  "dropout.wgsl": dropout,
   "im2col.wgsl": im2col,
   "lib/activation.wgsl": libActivation,
   "lib/index.wgsl": libIndex,
+  "loss.wgsl": loss,
   "matmul.wgsl": matmul,
   "optimizer.wgsl": optimizer,
   "pool.wgsl": pool,

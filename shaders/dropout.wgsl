@@ -1,0 +1,47 @@
+// uses: lib/index.wgsl
+// dropout.wgsl — inverted dropout: y = x · keep / (1 − rate), keep ~ Bernoulli(1 − rate) from a hash of
+// (seed, element), so the backward pass recomputes the mask instead of storing it. rate 0 = identity.
+// Layout: x, y, dy, dx flat, n elements. Dispatch: one invocation per element, 2-D grid of WG-wide
+// workgroups. The host changes `seed` every step.
+
+struct Params {
+  n: u32,
+  seed: u32,
+  rate: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+
+override WG: u32 = 64;
+
+// PCG hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020).
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+fn keep_scale(i: u32) -> f32 {
+  let u = f32(pcg(i ^ pcg(params.seed)) >> 8u) / 16777216.0;
+  return select(0.0, 1.0 / (1.0 - params.rate), u >= params.rate);
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn dropout_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg, WG);
+  if (i < params.n) {
+    y[i] = x[i] * keep_scale(i);
+  }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn dropout_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg, WG);
+  if (i < params.n) {
+    dx[i] = dy[i] * keep_scale(i);
+  }
+}

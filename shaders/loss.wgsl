@@ -1,0 +1,91 @@
+// loss.wgsl — element-wise losses on a (B, K) prediction: mean squared error and binary cross-entropy
+// (on probabilities, clamped to [ε, 1−ε] like Keras). Each writes the per-example loss and dpred, the
+// gradient of the batch-mean loss, and accumulates [loss sum, correct, count] on the GPU.
+// "correct" for BCE counts elements with (p > 0.5) == (t > 0.5); count then counts elements.
+// Layout: pred, truth (targets), dpred (B, K); loss (B); metrics [3]. Rows >= n_valid are padding (zero loss
+// and gradient). Dispatch: one workgroup, grid (1, 1, 1). Overrides: WG (power of two).
+
+struct Params {
+  B: u32,
+  K: u32,
+  n_valid: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> pred: array<f32>;
+@group(0) @binding(2) var<storage, read> truth: array<f32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dpred: array<f32>;
+@group(0) @binding(5) var<storage, read_write> metrics: array<f32>;
+
+override WG: u32 = 64;
+const EPS: f32 = 1e-7;
+
+var<workgroup> part_loss: array<f32, WG>;
+var<workgroup> part_correct: array<f32, WG>;
+
+// (loss, correct) of one row; writes its dpred.
+fn row_loss(row: u32, bce: bool) -> vec2f {
+  let base = row * params.K;
+  let valid = row < params.n_valid;
+  let scale = 1.0 / (f32(params.K) * f32(params.n_valid));
+  var l = 0.0;
+  var correct = 0.0;
+  for (var k = 0u; k < params.K; k++) {
+    let p = pred[base + k];
+    let t = truth[base + k];
+    var d = 0.0;
+    if (bce) {
+      let pc = clamp(p, EPS, 1.0 - EPS);
+      l -= t * log(pc) + (1.0 - t) * log(1.0 - pc);
+      d = (pc - t) / (pc * (1.0 - pc));
+      correct += select(0.0, 1.0, (p > 0.5) == (t > 0.5));
+    } else {
+      l += (p - t) * (p - t);
+      d = 2.0 * (p - t);
+    }
+    dpred[base + k] = select(0.0, d * scale, valid);
+  }
+  if (!valid) {
+    loss[row] = 0.0;
+    return vec2f(0.0);
+  }
+  loss[row] = l / f32(params.K);
+  return vec2f(l / f32(params.K), correct);
+}
+
+fn reduce_and_accumulate(lid: u32, acc: vec2f, per_row: f32) {
+  part_loss[lid] = acc.x;
+  part_correct[lid] = acc.y;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (lid < stride) {
+      part_loss[lid] += part_loss[lid + stride];
+      part_correct[lid] += part_correct[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    metrics[0] += part_loss[0];
+    metrics[1] += part_correct[0];
+    metrics[2] += f32(params.n_valid) * per_row;
+  }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn mse(@builtin(local_invocation_id) lid: vec3u) {
+  var acc = vec2f(0.0);
+  for (var row = lid.x; row < params.B; row += WG) {
+    acc += row_loss(row, false);
+  }
+  reduce_and_accumulate(lid.x, acc, 1.0);
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn bce(@builtin(local_invocation_id) lid: vec3u) {
+  var acc = vec2f(0.0);
+  for (var row = lid.x; row < params.B; row += WG) {
+    acc += row_loss(row, true);
+  }
+  reduce_and_accumulate(lid.x, acc, f32(params.K));
+}
