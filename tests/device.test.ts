@@ -1,0 +1,44 @@
+// Device acquisition in Node: the report names the adapter; when no driver works, the error lists what
+// was tried and how to install one; GPU validation errors are reported, not swallowed.
+import { describe, expect, it } from "vitest";
+import { acquireGpu } from "../src/gpu/device.ts";
+import { Engine } from "../src/engine.ts";
+import { GpuError } from "../src/errors.ts";
+
+describe("device acquisition", () => {
+  it("finds an adapter and says which", async () => {
+    const gpu = await acquireGpu();
+    expect(gpu.report.runtime).toBe("dawn");
+    expect(gpu.report.description.length + gpu.report.device.length).toBeGreaterThan(0);
+    expect(typeof gpu.report.isCpu).toBe("boolean");
+    gpu.device.destroy();
+  });
+
+  it("with no usable driver, lists what it tried and the install command", async () => {
+    const saved = process.env.VK_ICD_FILENAMES;
+    process.env.VK_ICD_FILENAMES = "/nonexistent/icd.json";
+    try {
+      const err = await acquireGpu({ adapter: "hardware" }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GpuError);
+      expect((err as Error).message).toMatch(/No WebGPU adapter found\. Tried:\n {2}- \/nonexistent\/icd\.json: no adapter/);
+      expect((err as Error).message).toMatch(/apt-get install -t bookworm-backports mesa-vulkan-drivers/);
+    } finally {
+      if (saved === undefined) delete process.env.VK_ICD_FILENAMES;
+      else process.env.VK_ICD_FILENAMES = saved;
+    }
+  });
+
+  it("reports an uncaptured validation error at the next read, with the culprit's label", async () => {
+    const errors: GpuError[] = [];
+    const e = await Engine.create({ onError: (err) => errors.push(err) });
+    const t = e.tensor([1, 2, 3], [3]);
+    // Copying past the end of a buffer is a validation error.
+    const enc = e.device.createCommandEncoder({ label: "bad copy" });
+    enc.copyBufferToBuffer(t.buffer, 0, t.buffer, 8, 64);
+    e.device.queue.submit([enc.finish()]);
+    await e.device.queue.onSubmittedWorkDone();
+    await expect(t.read()).rejects.toThrow(GpuError);
+    expect(errors.length).toBeGreaterThan(0);
+    e.dispose();
+  });
+});
