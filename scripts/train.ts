@@ -14,12 +14,13 @@ const { values: a } = parseArgs({
     "train-size": { type: "string", default: "60000" },
     "test-size": { type: "string", default: "10000" },
     seed: { type: "string", default: "1" },
+    "learning-rate": { type: "string", default: "0.001" },
     out: { type: "string", default: "out/mnist_cnn.safetensors" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (a.help) {
-  console.log("usage: npm run train -- [--epochs 5] [--batch-size 64] [--train-size 60000] [--test-size 10000] [--seed 1] [--out out/mnist_cnn.safetensors]");
+  console.log("usage: npm run train -- [--epochs 5] [--batch-size 64] [--train-size 60000] [--test-size 10000] [--seed 1] [--learning-rate 0.001] [--out out/mnist_cnn.safetensors]");
   process.exit(0);
 }
 const int = (name: keyof typeof a) => {
@@ -40,7 +41,9 @@ const model = new Sequential([
   Dense({ units: 128, activation: "relu" }),
   Dense({ units: 10, activation: "softmax" }),
 ]);
-await model.compile({ optimizer: "adam", loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed });
+const learningRate = Number(a["learning-rate"]);
+if (!(learningRate > 0)) throw new Error(`--learning-rate must be a positive number, got ${a["learning-rate"]}`);
+await model.compile({ optimizer: { type: "adam", learningRate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed });
 console.log(`adapter: ${model.engine.describe()}; matmul: ${model.engine.matmulVariant}`);
 console.log(model.summary());
 console.log(`training on ${train.count} images, batch ${batchSize}, ${epochs} epoch(s); testing on ${test.count}`);
