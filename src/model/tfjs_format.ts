@@ -77,8 +77,8 @@ const num = (v: unknown, what: string): number => {
 };
 const pairOf = (v: unknown): [number, number] | undefined => (Array.isArray(v) ? [v[0], v[1]] : typeof v === "number" ? [v, v] : undefined);
 
-/** Rebuilds the layers (uncompiled) and reads the weights; compile the model, then setWeights(weights). */
-export function fromTfjs(json: unknown, weightsBin: Uint8Array, create: (layers: Layer[]) => Sequential): { model: Sequential; weights: NamedTensor[] } {
+/** The layers and weights of a model.json + weights.bin: `new Sequential(layers)`, compile, then setWeights(weights). */
+export function fromTfjs(json: unknown, weightsBin: Uint8Array): { layers: Layer[]; weights: NamedTensor[] } {
   const j = json as Partial<TfjsModelJson> & { modelTopology?: { model_config?: TfjsModelJson["modelTopology"] } };
   const topo = j.modelTopology?.class_name ? j.modelTopology : j.modelTopology?.model_config;
   if (j.format !== "layers-model" || topo?.class_name !== "Sequential") throw new DataError(`model.json: expected a TF.js layers-model with a Sequential topology, got format ${JSON.stringify(j.format)} and class ${JSON.stringify(topo?.class_name)}`);
@@ -129,5 +129,5 @@ export function fromTfjs(json: unknown, weightsBin: Uint8Array, create: (layers:
     at += bytes;
   }
   if (at !== weightsBin.length) throw new DataError(`weights.bin has ${weightsBin.length} bytes but the manifest describes ${at}`);
-  return { model: create(layers), weights };
+  return { layers, weights };
 }
