@@ -245,3 +245,28 @@ describe("optimizers over a flat arena", () => {
     expectRelClose(await vt.read(), v, 1e-5, "v");
   });
 });
+
+describe("dropout", () => {
+  it("drops about `rate` of the elements, scales the rest by 1/(1 − rate), and backward reuses the mask", async () => {
+    const { dropout } = await import("../src/kernels.ts");
+    const n = 20000;
+    const rate = 0.3;
+    const x = randomArray(n, seed++, 0.5, 1.5);
+    const dy = randomArray(n, seed++, 0.5, 1.5);
+    const [xt, dyt, y, dx] = [e.tensor(x, [n]), e.tensor(dy, [n]), e.empty([n]), e.empty([n])];
+    const f = await dropout(e, "forward", xt.buffer, y.buffer, n, rate);
+    const b = await dropout(e, "backward", dyt.buffer, dx.buffer, n, rate);
+    f.setUniforms({ seed: 7 });
+    b.setUniforms({ seed: 7 });
+    await e.run([f, b]);
+    const [yv, dxv] = [await y.read(), await dx.read()];
+    let dropped = 0;
+    for (let i = 0; i < n; i++) {
+      const kept = yv[i] !== 0;
+      if (!kept) dropped++;
+      expect(yv[i]).toBeCloseTo(kept ? x[i]! / (1 - rate) : 0, 5);
+      expect(dxv[i]).toBeCloseTo(kept ? dy[i]! / (1 - rate) : 0, 5);
+    }
+    expect(Math.abs(dropped / n - rate)).toBeLessThan(0.02);
+  });
+});

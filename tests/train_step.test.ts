@@ -17,7 +17,9 @@ interface Case {
   model: () => Sequential;
   refLayers: RefLayer[];
   inputShape: number[];
-  loss: Exclude<LossName, "categoricalCrossentropy">;
+  loss: LossName;
+  /** L2 coefficient on every kernel. */
+  l2?: number;
   y: (B: number, K: number) => number[];
 }
 
@@ -45,6 +47,19 @@ const cases: Case[] = [
     inputShape: [7],
     loss: "meanSquaredError",
     y: (n, k) => Array.from(randomArray(n * k, 99)),
+  },
+  {
+    name: "MLP with L2 kernel regularisation, categorical cross-entropy on soft targets",
+    model: () =>
+      new Sequential([
+        Dense({ units: 9, activation: "sigmoid", inputShape: [6], kernelRegularizer: { l2: 0.05 } }),
+        Dense({ units: 5, activation: "softmax", kernelRegularizer: { l2: 0.05 } }),
+      ]),
+    refLayers: [{ kind: "dense", units: 9, act: "sigmoid" }, { kind: "dense", units: 5, act: "softmax" }],
+    inputShape: [6],
+    loss: "categoricalCrossentropy",
+    l2: 0.05,
+    y: (n, k) => Array.from({ length: n * k }, (_, i) => ((i % k) + 1) / ((k * (k + 1)) / 2)),
   },
   {
     name: "MLP, binary cross-entropy",
@@ -82,7 +97,8 @@ describe("one training step: GPU vs float64 reference", () => {
         const grads = referenceGradients({ layers: c.refLayers, inputShape: c.inputShape, loss: c.loss, params, x, y, B });
         for (let i = 0; i < params.length; i++) {
           const w = params[i]!;
-          const g = grads[i]!;
+          // d(l2·Σw²)/dw = 2·l2·w on kernels (even indices: kernel, bias, kernel, bias, ...)
+          const g = c.l2 && i % 2 === 0 ? grads[i]!.map((gi, j) => gi + 2 * c.l2! * w[j]!) : grads[i]!;
           if (optimizer === "adam" || (typeof optimizer === "object" && optimizer.type === "adam")) {
             ref.adamUpdate(w, g, new Float64Array(w.length), new Float64Array(w.length), 0.01, 0.9, 0.999, 1e-3, 1);
           } else ref.sgdUpdate(w, g, new Float64Array(w.length), 0.5, 0.9);

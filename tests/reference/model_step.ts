@@ -11,7 +11,7 @@ export type RefLayer =
 export interface RefStep {
   layers: RefLayer[];
   inputShape: number[];
-  loss: "sparseCategoricalCrossentropy" | "meanSquaredError" | "binaryCrossentropy";
+  loss: "sparseCategoricalCrossentropy" | "categoricalCrossentropy" | "meanSquaredError" | "binaryCrossentropy";
   /** Parameters in layer order: kernel then bias for each layer with parameters. */
   params: Float64Array[];
   x: ArrayLike<number>;
@@ -60,7 +60,9 @@ export function referenceGradients(s: RefStep): Float64Array[] {
   let dy =
     s.loss === "sparseCategoricalCrossentropy"
       ? ref.softmaxCrossEntropy(h, s.y, B, K).dlogits
-      : s.loss === "meanSquaredError"
+      : s.loss === "categoricalCrossentropy"
+        ? ref.softmaxCrossEntropyDense(h, s.y, B, K).dlogits
+        : s.loss === "meanSquaredError"
         ? ref.meanSquaredError(h, s.y, B, K).dpred
         : ref.binaryCrossentropy(h, s.y, B, K).dprob;
   const grads: Float64Array[] = [];

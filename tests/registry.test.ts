@@ -1,0 +1,43 @@
+// The pipeline registry: compile errors carry file, line and message (also inside appended libraries);
+// unknown names are refused with what exists; pipelines are cached by (file, entry, constants).
+import { afterAll, describe, expect, it } from "vitest";
+import { KernelRegistry } from "../src/gpu/registry.ts";
+import { ConfigError, ShaderCompileError } from "../src/errors.ts";
+import type { ShaderFile } from "../src/gpu/shaders.ts";
+import { gpuEngine } from "./gpu_helpers.ts";
+import type { Engine } from "../src/engine.ts";
+
+let engine: Engine | undefined;
+afterAll(() => engine?.dispose());
+
+const sources = {
+  "bad.wgsl": "// bad.wgsl\n@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1, 1, 1) fn main() { y[0] = undefined_thing; }\n",
+  "uses_bad_lib.wgsl": "// uses: lib/broken.wgsl\n@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1, 1, 1) fn main() { y[0] = helper(); }\n",
+  "lib/broken.wgsl": "// a helper\nfn helper() -> f32 {\n  return 1.0 + true;\n}\n",
+  "good.wgsl": "override WG: u32 = 4;\n@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(WG, 1, 1) fn main() { y[0] = 1.0; }\n",
+} as Record<string, string>;
+
+describe("kernel registry", () => {
+  it("reports a compile error with file and line", async () => {
+    engine ??= await gpuEngine();
+    const r = new KernelRegistry(engine.device, sources);
+    const err = await r.kernel("bad.wgsl" as ShaderFile, "main").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ShaderCompileError);
+    expect((err as Error).message).toMatch(/^shaders\/bad\.wgsl:3:\d+: .*undefined_thing/);
+    const lib = await r.kernel("uses_bad_lib.wgsl" as ShaderFile, "main").catch((e: unknown) => e);
+    expect((lib as Error).message).toMatch(/^shaders\/lib\/broken\.wgsl:3:\d+: /);
+  });
+
+  it("refuses unknown entry points and overrides, names what exists, and caches pipelines", async () => {
+    engine ??= await gpuEngine();
+    const r = new KernelRegistry(engine.device, sources);
+    await expect(r.kernel("good.wgsl" as ShaderFile, "nope")).rejects.toThrow(/has no compute entry point "nope"; it has main/);
+    await expect(r.kernel("good.wgsl" as ShaderFile, "main", { TILE: 8 })).rejects.toThrow(ConfigError);
+    const a = await r.kernel("good.wgsl" as ShaderFile, "main", { WG: 8 });
+    expect(a.workgroupSize).toEqual([8, 1, 1]);
+    expect(await r.kernel("good.wgsl" as ShaderFile, "main", { WG: 8 })).toBe(a);
+    expect(await r.kernel("good.wgsl" as ShaderFile, "main", { WG: 16 })).not.toBe(a);
+    expect(() => a.bindGroup(engine!.device, {})).toThrow(/binding "y" was not given a buffer/);
+    expect(() => a.bindGroup(engine!.device, { y: r.placeholder, z: r.placeholder })).toThrow(/no binding named "z"/);
+  });
+});
