@@ -7,6 +7,7 @@ export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
     pool: "forks",
+    execArgv: ["--expose-gc"], // the long-run test measures the heap after collecting garbage
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -81,13 +81,32 @@ export class Engine implements KernelContext {
   /** Encodes dispatches into one command encoder and one compute pass, submits, then frees their uniforms. */
   async run(dispatches: Dispatch[], temporaries: GPUBuffer[] = []): Promise<void> {
     this.throwIfFailed();
-    const encoder = this.device.createCommandEncoder({ label: dispatches.map((d) => d.label).join(" + ") });
-    const pass = encoder.beginComputePass();
-    for (const d of dispatches) d.encode(pass);
-    pass.end();
-    this.device.queue.submit([encoder.finish()]);
+    const label = dispatches.map((d) => d.label).join(" + ");
+    await this.checked(label, () => {
+      const encoder = this.device.createCommandEncoder({ label });
+      const pass = encoder.beginComputePass({ label });
+      for (const d of dispatches) d.encode(pass);
+      pass.end();
+      this.device.queue.submit([encoder.finish()]);
+    });
     for (const d of dispatches) d.destroy();
     for (const t of temporaries) t.destroy();
+  }
+
+  /** Runs `work` inside validation and out-of-memory error scopes; a GPU error becomes a GpuError naming `label`. */
+  async checked<T>(label: string, work: () => T): Promise<T> {
+    this.device.pushErrorScope("out-of-memory");
+    this.device.pushErrorScope("validation");
+    let out: T;
+    try {
+      out = work();
+    } finally {
+      const validation = await this.device.popErrorScope();
+      const oom = await this.device.popErrorScope();
+      const err = validation ?? oom;
+      if (err) throw new GpuError(`${label}: GPU ${oom && !validation ? "out of memory" : "validation error"}: ${err.message}`);
+    }
+    return out;
   }
 
   /** Copies a buffer range back to the CPU. */

@@ -22,3 +22,6 @@ export class GpuError extends EngineError {}
 
 /** A WGSL shader that does not compile; the message carries file, line, column and the compiler's words. */
 export class ShaderCompileError extends GpuError {}
+
+/** Training produced a non-finite loss; the message names the first layer whose output went bad. */
+export class DivergenceError extends DataError {}

@@ -1,12 +1,13 @@
 // Sequential models with a Keras-like API: compile, fit, evaluate, predict, summary, weights.
 import { Engine, type EngineOptions } from "../engine.ts";
-import { ConfigError, DataError, ShapeError } from "../errors.ts";
+import { ConfigError, DataError, DivergenceError, GpuError, ShapeError } from "../errors.ts";
 import { BufferUsage, MapMode } from "../gpu/flags.ts";
 import type { Dispatch } from "../gpu/registry.ts";
 import * as K from "../kernels.ts";
 import { LAYER_RULES, outputActivation, type Layer, type ParamSpec } from "./layers.ts";
 import { Plan } from "./plan.ts";
 import { mulberry32, shuffled } from "./random.ts";
+import { Recovery, type Snapshot } from "./recovery.ts";
 
 export type LossName = "sparseCategoricalCrossentropy" | "categoricalCrossentropy" | "meanSquaredError" | "binaryCrossentropy";
 const LOSSES: LossName[] = ["sparseCategoricalCrossentropy", "categoricalCrossentropy", "meanSquaredError", "binaryCrossentropy"];
@@ -45,6 +46,8 @@ export interface Callbacks {
   onEpochBegin?(epoch: number): void | Promise<void>;
   onBatchEnd?(batch: number, logs: Partial<Logs> & { batchesPerEpoch: number; epoch: number }): void | Promise<void>;
   onEpochEnd?(epoch: number, logs: Logs): void | Promise<void>;
+  /** The device was lost during fit; training continues on a new one from the last snapshot. */
+  onDeviceLost?(info: { message: string; lostAt: { epoch: number; step: number; t: number }; resumedFrom: { epoch: number; step: number; t: number }; adapter: string }): void | Promise<void>;
 }
 
 export interface FitOptions {
@@ -58,6 +61,10 @@ export interface FitOptions {
   inputScale?: number;
   /** Progress snapshots (async metric readbacks) per epoch. */
   snapshotsPerEpoch?: number;
+  /** Steps between snapshots of weights and optimizer state kept for recovering from device loss (default 200). */
+  recoverySnapshotEvery?: number;
+  /** Check the loss at every progress snapshot; when it is not finite, stop with an error naming the first bad layer. */
+  stopOnNonFinite?: boolean;
 }
 
 export interface History {
@@ -97,7 +104,7 @@ const product = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 export class Sequential {
   readonly layers: Layer[] = [];
-  private compiled?: CompiledModel & { engine: Engine; optimizer: { kind: "adam" | "sgd"; lr: (step: number) => number; beta1: number; beta2: number; eps: number }; seed: number; slots: GPUBuffer[]; decay: GPUBuffer };
+  private compiled?: CompiledModel & { engine: Engine; optimizer: ReturnType<typeof optimizerOf>; seed: number; slots: GPUBuffer[]; decay: GPUBuffer };
   private readonly plans = new Map<number, Promise<Plan>>();
   private staging: GPUBuffer[] = [];
   private stagingBusy: boolean[] = [];
@@ -153,7 +160,7 @@ export class Sequential {
   async compile(o: CompileOptions): Promise<void> {
     if (!LOSSES.includes(o.loss)) throw new ConfigError(`unknown loss "${o.loss}"; use one of ${LOSSES.join(", ")}`);
     for (const m of o.metrics ?? []) if (!METRICS.includes(m)) throw new ConfigError(`unknown metric "${m}"; supported: ${METRICS.join(", ")}`);
-    const opt = optimizerOf(o.optimizer ?? "adam");
+    optimizerOf(o.optimizer ?? "adam");
     const shapes = this.shapes();
     const outShape = shapes[shapes.length - 1]!;
     const lastAct = outputActivation(this.layers[this.layers.length - 1]!);
@@ -166,6 +173,33 @@ export class Sequential {
     if (outShape.length !== 1) throw new ShapeError(`the model's output must be a vector per example, got [${outShape}]; add Flatten and Dense layers`);
 
     const engine = o.engine ?? (await Engine.create(o.engineOptions));
+    this.options = o;
+    await this.materialize(engine, (paramSlots, size) => {
+      const init = new Float32Array(size);
+      const random = mulberry32(o.seed ?? 1);
+      for (const slots of paramSlots.values()) {
+        for (const s of slots) {
+          if (s.spec.init.kind !== "glorotUniform") continue;
+          const limit = Math.sqrt(6 / (s.spec.init.fanIn + s.spec.init.fanOut));
+          for (let j = 0; j < s.size; j++) init[s.offset + j] = (random() * 2 - 1) * limit;
+        }
+      }
+      return { params: init };
+    });
+  }
+
+  private options?: CompileOptions;
+
+  /**
+   * Creates the model's GPU state on an engine: the parameter, gradient, decay and optimizer arenas, the
+   * optimizer dispatch and the metric buffers. `state` gives the initial parameters (and optimizer slots)
+   * in the arena layout, which depends on the device's offset alignment.
+   */
+  private async materialize(engine: Engine, state: (slots: CompiledModel["paramSlots"], size: number) => { params: Float32Array; slots?: Float32Array[] }): Promise<void> {
+    const o = this.options!;
+    const opt = optimizerOf(o.optimizer ?? "adam");
+    const shapes = this.shapes();
+    const outShape = shapes[shapes.length - 1]!;
     const align = engine.device.limits.minStorageBufferOffsetAlignment / 4;
     const paramSlots: CompiledModel["paramSlots"] = new Map();
     let size = 0;
@@ -182,25 +216,18 @@ export class Sequential {
       );
     });
     size = Math.max(size, 1);
-    const seed = o.seed ?? 1;
-    const init = new Float32Array(size);
     const decay = new Float32Array(size);
-    const random = mulberry32(seed);
-    for (const slots of paramSlots.values()) {
-      for (const s of slots) {
-        if (s.spec.init.kind === "glorotUniform") {
-          const limit = Math.sqrt(6 / (s.spec.init.fanIn + s.spec.init.fanOut));
-          for (let j = 0; j < s.size; j++) init[s.offset + j] = (random() * 2 - 1) * limit;
-        }
-        decay.fill(2 * s.spec.l2, s.offset, s.offset + s.size); // d(l2·Σw²)/dw = 2·l2·w
-      }
-    }
-    const params = engine.createBuffer(size * 4, "parameters", false);
-    engine.device.queue.writeBuffer(params, 0, init);
-    const grads = engine.createBuffer(size * 4, "gradients", false);
-    const decayBuf = engine.createBuffer(size * 4, "l2 decay", false);
-    engine.device.queue.writeBuffer(decayBuf, 0, decay);
-    const slots = (opt.kind === "adam" ? ["adam m", "adam v"] : ["sgd velocity"]).map((label) => engine.createBuffer(size * 4, label, false));
+    for (const slots of paramSlots.values()) for (const s of slots) decay.fill(2 * s.spec.l2, s.offset, s.offset + s.size); // d(l2·Σw²)/dw = 2·l2·w
+    const initial = state(paramSlots, size);
+    const upload = (data: Float32Array | undefined, label: string) => {
+      const b = engine.createBuffer(size * 4, label, false);
+      if (data) engine.device.queue.writeBuffer(b, 0, data as Float32Array<ArrayBuffer>);
+      return b;
+    };
+    const params = upload(initial.params, "parameters");
+    const grads = upload(undefined, "gradients");
+    const decayBuf = upload(decay, "l2 decay");
+    const slots = (opt.kind === "adam" ? ["adam m", "adam v"] : ["sgd velocity"]).map((label, i) => upload(initial.slots?.[i], label));
     const io = { w: params, g: grads, decay: decayBuf };
     const optimizerStep =
       opt.kind === "adam"
@@ -215,11 +242,11 @@ export class Sequential {
       arena: { params, grads, size },
       loss: o.loss,
       targetRow: o.loss === "sparseCategoricalCrossentropy" ? 1 : outShape[0]!,
-      endsInSoftmax: lastAct === "softmax",
+      endsInSoftmax: outputActivation(this.layers[this.layers.length - 1]!) === "softmax",
       metrics: { train: engine.createBuffer(16, "metrics (train)", false), eval: engine.createBuffer(16, "metrics (eval)", false) },
       optimizerStep,
-      optimizer: { ...opt, eps: opt.eps },
-      seed,
+      optimizer: opt,
+      seed: o.seed ?? 1,
       slots,
       decay: decayBuf,
     };
@@ -337,8 +364,7 @@ export class Sequential {
   }
 
   async fit(x: Float32Array | Uint8Array, y: ArrayLike<number>, o: FitOptions = {}): Promise<History> {
-    const c = this.need();
-    const e = c.engine;
+    let c = this.need();
     const epochs = o.epochs ?? 1;
     const B = o.batchSize ?? 32;
     const scale = o.inputScale ?? 1 / 255;
@@ -360,28 +386,42 @@ export class Sequential {
       trainY = Array.prototype.slice.call(y, 0, (n - nVal) * yRow);
       valY = Array.prototype.slice.call(y, (n - nVal) * yRow);
     }
-    const train = this.dataset(trainX, trainY, scale);
-    const val = valX && valY ? this.dataset(valX, valY, scale, "validation x") : undefined;
+    let train = this.dataset(trainX, trainY, scale);
+    let val = valX && valY ? this.dataset(valX, valY, scale, "validation x") : undefined;
     if (!Number.isInteger(B) || B < 1 || B > train.n) {
       this.releaseDataset(train);
       if (val) this.releaseDataset(val);
       throw new ConfigError(`batchSize must be an integer in 1..${train.n} (the number of training examples), got ${B}`);
     }
-    const plan = await this.plan(B);
+    let plan = await this.plan(B);
     const history: History = { epoch: [], history: {} };
     const steps = Math.ceil(train.n / B);
     const snapshotEvery = Math.max(1, Math.floor(steps / (o.snapshotsPerEpoch ?? 4)));
     const random = mulberry32(c.seed + 7919 * (this.step + 1));
     const order = new Uint32Array(train.n);
-    const inflight: Promise<undefined>[] = [];
+    const recovery = new Recovery(c, train.n, o.recoverySnapshotEvery ?? 200);
+    let inflight: Promise<undefined>[] = [];
+    let diverged = false;
+    let epoch = 0;
+    let s = 0;
+    let resumed = false;
+    let t0 = 0;
+    let latest: Partial<Logs> = {};
     try {
-      for (let epoch = 0; epoch < epochs; epoch++) {
-        const t0 = performance.now();
-        await o.callbacks?.onEpochBegin?.(epoch);
-        if (o.shuffle ?? true) e.device.queue.writeBuffer(train.order, 0, shuffled(order, random) as Uint32Array<ArrayBuffer>);
-        this.clearMetrics(c.metrics.train);
-        let latest: Partial<Logs> = {};
-        for (let s = 0; s < steps; s++) {
+      while (epoch < epochs) {
+        try {
+          const e = c.engine;
+          if (s === 0 && !resumed) {
+            t0 = performance.now();
+            await o.callbacks?.onEpochBegin?.(epoch);
+            if (o.shuffle ?? true) shuffled(order, random);
+            else for (let i = 0; i < order.length; i++) order[i] = i;
+            e.device.queue.writeBuffer(train.order, 0, order as Uint32Array<ArrayBuffer>);
+            this.clearMetrics(c.metrics.train);
+            latest = {};
+            if (epoch === 0) await recovery.takeNow(epoch, 0, this.step, order);
+          }
+          resumed = false;
           const offset = s * B;
           const t = ++this.step;
           const opt = c.optimizer;
@@ -389,29 +429,113 @@ export class Sequential {
           if (opt.kind === "adam") c.optimizerStep.setUniforms({ lr_t: K.adamRate(lr, opt.beta1, opt.beta2, t) });
           else c.optimizerStep.setUniforms({ lr });
           let read: (() => Promise<[number, number, number]>) | undefined;
+          const position = { epoch, step: s + 1, t };
           await plan.step(train, offset, Math.min(B, train.n - offset), "train", t, (enc) => {
             if (s % snapshotEvery === snapshotEvery - 1 && s !== steps - 1) read = this.snapshot(c.metrics.train, enc);
+            recovery.maybeTake(enc, position, order);
           });
-          if (read) void read().then((m) => (latest = this.logsOf(m)));
+          if (read) {
+            void read()
+              .then((m) => {
+                latest = this.logsOf(m);
+                if (o.stopOnNonFinite && !Number.isFinite(m[0])) diverged = true;
+              })
+              .catch(() => undefined); // a lost device rejects pending maps; the loop recovers
+          }
           // Keep a few steps in flight: enough to keep the GPU busy, few enough to stay responsive.
           inflight.push(e.device.queue.onSubmittedWorkDone() as Promise<undefined>);
           if (inflight.length > 3) await inflight.shift();
+          if (e.gpu.lost) throw new GpuError("device lost");
+          if (diverged) await this.diagnose(plan, t);
           await o.callbacks?.onBatchEnd?.(s, { ...latest, batchesPerEpoch: steps, epoch });
+          if (++s < steps) continue;
+          const logs = this.logsOf(await this.readMetrics(c.metrics.train)) as Logs;
+          if (!Number.isFinite(logs.loss)) {
+            if (o.stopOnNonFinite) await this.diagnose(plan, t);
+            throw new DataError(`the training loss became ${logs.loss} in epoch ${epoch + 1}; lower the learning rate or check the data for extreme values (fit option stopOnNonFinite names the first layer that went non-finite)`);
+          }
+          if (val) Object.assign(logs, this.logsOf(await this.runEval(plan, val), "val_"));
+          logs.seconds = (performance.now() - t0) / 1000;
+          history.epoch.push(epoch);
+          for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v!);
+          await o.callbacks?.onEpochEnd?.(epoch, logs);
+          epoch++;
+          s = 0;
+        } catch (err) {
+          if (!c.engine.gpu.lost) throw err;
+          // The device is gone: continue on a new one from the last snapshot.
+          const snap = recovery.latest();
+          const lostAt = { epoch, step: s, t: this.step };
+          inflight = [];
+          this.plans.clear();
+          c = await this.rebuild(snap);
+          train = this.dataset(trainX, trainY, scale);
+          if (val) val = this.dataset(valX!, valY!, scale, "validation x");
+          plan = await this.plan(B);
+          c.engine.device.queue.writeBuffer(train.order, 0, snap.order as Uint32Array<ArrayBuffer>);
+          order.set(snap.order);
+          c.engine.device.queue.writeBuffer(c.metrics.train, 0, snap.metrics as Float32Array<ArrayBuffer>);
+          ({ epoch, step: s } = snap.position);
+          this.step = snap.position.t;
+          resumed = true;
+          recovery.rebind(c);
+          await o.callbacks?.onDeviceLost?.({ message: (err as Error).message, lostAt, resumedFrom: snap.position, adapter: c.engine.describe() });
+          if (s === steps) {
+            // the snapshot was taken at the end of an epoch's last step: finish that epoch normally
+            s = steps - 1;
+            this.step--;
+          }
         }
-        const logs = this.logsOf(await this.readMetrics(c.metrics.train)) as Logs;
-        if (!Number.isFinite(logs.loss)) throw new DataError(`the training loss became ${logs.loss} in epoch ${epoch + 1}; lower the learning rate or check the data for extreme values`);
-        if (val) Object.assign(logs, this.logsOf(await this.runEval(plan, val), "val_"));
-        logs.seconds = (performance.now() - t0) / 1000;
-        history.epoch.push(epoch);
-        for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v!);
-        await o.callbacks?.onEpochEnd?.(epoch, logs);
       }
     } finally {
       await Promise.all(inflight);
-      this.releaseDataset(train);
-      if (val) this.releaseDataset(val);
+      recovery.destroy();
+      if (!c.engine.gpu.lost) {
+        this.releaseDataset(train);
+        if (val) this.releaseDataset(val);
+      }
     }
     return history;
+  }
+
+  /** Re-creates the model on a new device from a recovery snapshot. */
+  private async rebuild(snap: Snapshot): Promise<NonNullable<Sequential["compiled"]>> {
+    const old = this.need();
+    const engine = await Engine.create(this.options?.engineOptions);
+    await this.materialize(engine, (slots, size) => {
+      const remap = (src: Float32Array) => {
+        const out = new Float32Array(size);
+        for (const [l, ss] of slots) {
+          ss.forEach((slot, i) => {
+            const from = old.paramSlots.get(l)![i]!;
+            out.set(src.subarray(from.offset, from.offset + from.size), slot.offset);
+          });
+        }
+        return out;
+      };
+      return { params: remap(snap.params), slots: snap.slots.map(remap) };
+    });
+    return this.need();
+  }
+
+  /** With stopOnNonFinite: finds the first layer whose output (or parameters) went non-finite and says so. */
+  private async diagnose(plan: Plan, t: number): Promise<never> {
+    const c = this.need();
+    const B = plan.B;
+    const params = new Float32Array(await c.engine.read(c.arena.params, c.arena.size * 4));
+    for (let i = 0; i < c.layers.length; i++) {
+      const l = c.layers[i]!;
+      for (const slot of c.paramSlots.get(l) ?? []) {
+        const bad = params.subarray(slot.offset, slot.offset + slot.size).findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw new DivergenceError(`training diverged at step ${t}: layer ${l.name}'s ${slot.spec.role} [${slot.spec.shape}] holds ${params[slot.offset + bad]} (element ${bad}); lower the learning rate, or scale the inputs`);
+      }
+      const out = plan.outputs[i]!;
+      const b = "buffer" in out ? out.buffer : out;
+      const values = new Float32Array(await c.engine.read(b, B * product(c.shapes[i + 1]!) * 4));
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new DivergenceError(`training diverged at step ${t}: layer ${l.name} (${l.kind}) output [${B}, ${c.shapes[i + 1]}] holds ${values[bad]} at element ${bad}; lower the learning rate, or check the inputs for extreme values`);
+    }
+    throw new DivergenceError(`training diverged at step ${t}: the loss is not finite although every layer's output is; check the targets for NaN or values outside the loss's range`);
   }
 
   private async runEval(plan: Plan, ds: Dataset): Promise<[number, number, number]> {

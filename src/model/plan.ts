@@ -155,6 +155,18 @@ export class Plan {
     const loss = mode === "train" ? this.trainLoss : this.evalLoss;
     if (mode !== "predict") loss.setUniforms({ n_valid: nValid });
     for (const d of this.dropouts) d.dispatch.setUniforms({ seed, rate: mode === "train" ? d.rate : 0 });
+    // The first step of each kind runs inside error scopes, so a mistake in the plan is reported with the
+    // label of the op that made it; later steps replay the same commands without the extra round trip.
+    if (!this.checkedModes.has(mode)) {
+      this.checkedModes.add(mode);
+      return this.engine.checked(`${mode} step (batch ${this.B})`, () => this.record(gs, loss, mode, after));
+    }
+    this.record(gs, loss, mode, after);
+  }
+
+  private readonly checkedModes = new Set<string>();
+
+  private record(gs: Gathers, loss: Dispatch, mode: "train" | "eval" | "predict", after?: (encoder: GPUCommandEncoder) => void): void {
     const encoder = this.engine.device.createCommandEncoder({ label: `${mode} step` });
     const pass = encoder.beginComputePass({ label: `${mode} step` });
     gs.x.encode(pass);
