@@ -1,0 +1,225 @@
+// Benchmark cases, each measured for this engine and for TensorFlow.js (WebGPU backend) on the same
+// adapter in the same run. Shared by the browser page (puppeteer) and the Node runner (Dawn).
+import type * as TF from "@tensorflow/tfjs";
+import { Engine } from "../src/engine.ts";
+import { Dispatch } from "../src/gpu/registry.ts";
+import * as K from "../src/kernels.ts";
+import { Conv2D, Dense, Flatten, MaxPooling2D, Sequential } from "../src/index.ts";
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export interface CaseResult {
+  name: string;
+  unit: string;
+  /** Larger is better for GFLOP/s and samples/s; smaller for ms and s. */
+  higherIsBetter: boolean;
+  ours?: Stats;
+  tfjs?: Stats;
+  note?: string;
+}
+
+export interface BenchEnv {
+  tf?: typeof TF;
+  log: (line: string) => void;
+  reps: number;
+  /** Creates a fresh engine (a new device, so no pipeline is cached yet). */
+  engine: () => Promise<Engine>;
+  /** MNIST-shaped batch data for training cases. */
+  batch: { x: Uint8Array; y: Uint8Array };
+}
+
+export const CASES = ["matmul-256", "matmul-512", "matmul-1024", "matmul-2048", "cnn-layers", "train-step", "first-step"] as const;
+export type CaseName = (typeof CASES)[number];
+
+function stats(values: number[]): Stats {
+  const v = [...values].sort((a, b) => a - b);
+  return { median: v[Math.floor(v.length / 2)]!, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+async function time(reps: number, once: () => Promise<void>): Promise<number[]> {
+  await once(); // warm-up
+  const out: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await once();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+async function tfFlush(tf: typeof TF): Promise<void> {
+  const backend = tf.backend() as unknown as { submitQueue?: () => void; device?: GPUDevice };
+  backend.submitQueue?.();
+  await backend.device?.queue.onSubmittedWorkDone();
+}
+
+const referenceCnn = () =>
+  new Sequential([
+    Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }),
+    MaxPooling2D({ poolSize: 2 }),
+    Flatten(),
+    Dense({ units: 128, activation: "relu" }),
+    Dense({ units: 10, activation: "softmax" }),
+  ]);
+
+function tfCnn(tf: typeof TF): TF.Sequential {
+  const m = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 128, activation: "relu" }),
+      tf.layers.dense({ units: 10, activation: "softmax" }),
+    ],
+  });
+  m.compile({ optimizer: tf.train.adam(1e-3), loss: "sparseCategoricalCrossentropy" });
+  return m;
+}
+
+async function matmulCase(env: BenchEnv, engine: Engine, n: number): Promise<CaseResult> {
+  const flops = 2 * n ** 3;
+  const rnd = (len: number) => Float32Array.from({ length: len }, (_, i) => Math.sin(i * 12.9898) * 0.5);
+  const a = engine.tensor(rnd(n * n), [n, n]);
+  const b = engine.tensor(rnd(n * n), [n, n]);
+  const c = engine.empty([n, n]);
+  const d: Dispatch = await K.matmul(engine, a.buffer, b.buffer, c.buffer, { M: n, N: n, K: n }, `bench matmul ${n}`);
+  const reps = n >= 2048 ? Math.max(5, Math.min(env.reps, 5)) : env.reps;
+  const ours = await time(reps, async () => {
+    const enc = engine.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    d.encode(pass);
+    pass.end();
+    engine.device.queue.submit([enc.finish()]);
+    await engine.device.queue.onSubmittedWorkDone();
+  });
+  d.destroy();
+  for (const t of [a, b, c]) t.dispose();
+  const r: CaseResult = { name: `matmul ${n}×${n}×${n}`, unit: "GFLOP/s", higherIsBetter: true, ours: stats(ours.map((ms) => flops / ms / 1e6)) };
+  const tf = env.tf;
+  if (tf) {
+    const ta = tf.randomNormal([n, n]);
+    const tb = tf.randomNormal([n, n]);
+    const theirs = await time(reps, async () => {
+      const tc = tf.matMul(ta, tb);
+      await tfFlush(tf);
+      tc.dispose();
+    });
+    ta.dispose();
+    tb.dispose();
+    r.tfjs = stats(theirs.map((ms) => flops / ms / 1e6));
+  }
+  return r;
+}
+
+/** Per-layer forward and backward time of the reference CNN at batch 64 (ours: the plan's dispatches per layer). */
+async function cnnLayers(env: BenchEnv, engine: Engine): Promise<CaseResult[]> {
+  const model = referenceCnn();
+  await model.compile({ loss: "sparseCategoricalCrossentropy", engine });
+  const plan = await model.plan(64);
+  await model.fit(env.batch.x, env.batch.y, { epochs: 1, batchSize: 64 }); // warms every pipeline
+  const groups = new Map<string, Dispatch[]>();
+  for (const [dir, list] of [["forward", plan.forward], ["backward", plan.backward]] as const) {
+    for (const d of list) {
+      const layer = d.label.split(" ")[0]!;
+      const key = `${layer} ${dir}`;
+      groups.set(key, [...(groups.get(key) ?? []), d]);
+    }
+  }
+  const out: CaseResult[] = [];
+  for (const [key, ds] of groups) {
+    const ms = await time(env.reps, async () => {
+      const enc = engine.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      for (const d of ds) d.encode(pass);
+      pass.end();
+      engine.device.queue.submit([enc.finish()]);
+      await engine.device.queue.onSubmittedWorkDone();
+    });
+    out.push({ name: `CNN ${key} (${ds.map((d) => d.label.split(" ").slice(1).join(" ")).join(", ")})`, unit: "ms", higherIsBetter: false, ours: stats(ms) });
+  }
+  model.dispose();
+  return out;
+}
+
+async function trainStep(env: BenchEnv, engine: Engine): Promise<CaseResult> {
+  const model = referenceCnn();
+  await model.compile({ loss: "sparseCategoricalCrossentropy", engine });
+  const x = env.batch.x;
+  const y = env.batch.y;
+  const n = y.length; // several batches of 64
+  const steps = n / 64;
+  await model.fit(x, y, { epochs: 1, batchSize: 64 });
+  const ours = await time(env.reps, async () => {
+    await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: true });
+  });
+  model.dispose();
+  const r: CaseResult = { name: "training step, reference CNN, batch 64", unit: "samples/s", higherIsBetter: true, ours: stats(ours.map((ms) => (steps * 64) / (ms / 1000))) };
+  const tf = env.tf;
+  if (tf) {
+    const m = tfCnn(tf);
+    const tx = tf.tensor4d(Float32Array.from(x, (v) => v / 255), [n, 28, 28, 1]);
+    const ty = tf.tensor1d(Float32Array.from(y));
+    const theirs = await time(Math.min(env.reps, 5), async () => {
+      await m.fit(tx, ty, { epochs: 1, batchSize: 64, shuffle: true, verbose: 0 });
+    });
+    tx.dispose();
+    ty.dispose();
+    m.dispose();
+    r.tfjs = stats(theirs.map((ms) => (steps * 64) / (ms / 1000)));
+  }
+  return r;
+}
+
+/** Model build + first training step on a fresh device: pipeline compilation included. */
+async function firstStep(env: BenchEnv): Promise<CaseResult> {
+  const x = env.batch.x.subarray(0, 64 * 784);
+  const y = env.batch.y.subarray(0, 64);
+  const ours: number[] = [];
+  for (let i = 0; i < Math.min(env.reps, 3); i++) {
+    const engine = await env.engine();
+    const t0 = performance.now();
+    const model = referenceCnn();
+    await model.compile({ loss: "sparseCategoricalCrossentropy", engine });
+    await model.fit(x, y, { epochs: 1, batchSize: 64 });
+    ours.push((performance.now() - t0) / 1000);
+    model.dispose();
+    engine.dispose();
+  }
+  const r: CaseResult = { name: "first training step (pipelines compiled)", unit: "s", higherIsBetter: false, ours: stats(ours), note: "ours: a new device each time; TF.js: one run, its pipeline cache is per backend" };
+  const tf = env.tf;
+  if (tf) {
+    const t0 = performance.now();
+    const m = tfCnn(tf);
+    const tx = tf.tensor4d(Float32Array.from(x, (v) => v / 255), [64, 28, 28, 1]);
+    const ty = tf.tensor1d(Float32Array.from(y));
+    await m.trainOnBatch(tx, ty);
+    r.tfjs = stats([(performance.now() - t0) / 1000]);
+    tx.dispose();
+    ty.dispose();
+    m.dispose();
+  }
+  return r;
+}
+
+export async function runCases(env: BenchEnv, which: readonly CaseName[]): Promise<CaseResult[]> {
+  const out: CaseResult[] = [];
+  // first-step runs first, before anything has compiled pipelines (TF.js caches them per backend).
+  const ordered = [...which].sort((a, b) => Number(b === "first-step") - Number(a === "first-step"));
+  const engine = await env.engine();
+  for (const name of ordered) {
+    env.log(`case ${name} ...`);
+    if (name.startsWith("matmul-")) out.push(await matmulCase(env, engine, Number(name.slice(7))));
+    else if (name === "cnn-layers") out.push(...(await cnnLayers(env, engine)));
+    else if (name === "train-step") out.push(await trainStep(env, engine));
+    else if (name === "first-step") out.push(await firstStep(env));
+    const last = out[out.length - 1]!;
+    env.log(`  ${last.name}: ours ${last.ours?.median.toFixed(3)} ${last.unit}${last.tfjs ? `, TF.js ${last.tfjs.median.toFixed(3)}` : ""}`);
+  }
+  engine.dispose();
+  return out;
+}

@@ -1,0 +1,28 @@
+// The benchmark page: runs the cases in the browser for this engine and TF.js's WebGPU backend, and
+// leaves the results on window.__bench for the puppeteer runner.
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-webgpu";
+import { Engine } from "../src/engine.ts";
+import { CASES, runCases, type CaseName } from "./cases.ts";
+import { syntheticBatch } from "./data.ts";
+
+const log = (line: string) => {
+  document.getElementById("log")!.textContent += `\n${line}`;
+  console.log(line);
+};
+const w = window as unknown as { __bench?: unknown; __benchError?: string };
+try {
+  const q = new URLSearchParams(location.search);
+  const cases = (q.get("cases")?.split(",") ?? [...CASES]) as CaseName[];
+  const reps = Number(q.get("reps") ?? 5);
+  const probe = await Engine.create();
+  const adapter = probe.describe();
+  probe.dispose();
+  await tf.setBackend("webgpu");
+  await tf.ready();
+  const results = await runCases({ tf, log, reps, engine: () => Engine.create(), batch: syntheticBatch(Number(q.get("batches") ?? 4)) }, cases);
+  w.__bench = { adapter, runtime: navigator.userAgent, cases: results };
+} catch (e) {
+  w.__benchError = (e as Error).stack ?? String(e);
+  log(`failed: ${w.__benchError}`);
+}

@@ -1,0 +1,44 @@
+// Writes a benchmark run as bench/results/<date>.json and a Markdown table beside it.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { CaseResult } from "./cases.ts";
+
+export interface BenchRun {
+  date: string;
+  runtime: string;
+  adapter: string;
+  machine: string;
+  cases: CaseResult[];
+}
+
+const fmt = (v: number | undefined) => (v === undefined ? "—" : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(3));
+
+export function markdown(run: BenchRun): string {
+  const rows = run.cases.map((c) => {
+    const ratio = c.ours && c.tfjs ? (c.higherIsBetter ? c.ours.median / c.tfjs.median : c.tfjs.median / c.ours.median) : undefined;
+    const spread = (s: CaseResult["ours"]) => (s ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)}, n=${s.n})` : "—");
+    return `| ${c.name} | ${c.unit} | ${spread(c.ours)} | ${spread(c.tfjs)} | ${ratio === undefined ? "—" : `${ratio.toFixed(2)}×`} |`;
+  });
+  return [
+    `# Benchmark ${run.date}`,
+    "",
+    `- runtime: ${run.runtime}`,
+    `- adapter: ${run.adapter}`,
+    `- machine: ${run.machine}`,
+    "",
+    "Medians (min–max, repetitions) after a warm-up; the ratio is ours over TF.js, oriented so that > 1 means this engine is faster.",
+    "",
+    "| case | unit | this engine | TF.js 4.22 WebGPU | ratio |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows,
+    "",
+  ].join("\n");
+}
+
+export async function writeReport(run: BenchRun, dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const base = join(dir, run.date.replace(/[:]/g, "-"));
+  await writeFile(`${base}.json`, JSON.stringify(run, null, 2) + "\n");
+  await writeFile(`${base}.md`, markdown(run));
+  return base;
+}
