@@ -5,10 +5,15 @@ import { BufferUsage, MapMode, STORAGE_USAGE } from "./gpu/flags.ts";
 import { KernelRegistry, type Dispatch } from "./gpu/registry.ts";
 import type { KernelContext, MatmulVariant } from "./kernels.ts";
 import { Tensor, type DType } from "./tensor.ts";
+import { tunedMatmul } from "./tuning.ts";
 
 export interface EngineOptions extends GpuOptions {
-  /** Matmul implementation; "auto" picks barrier-free kernels on CPU adapters, tiled ones on GPUs. */
-  matmul?: MatmulVariant | "auto";
+  /**
+   * Matmul implementation. "auto" (default): the variant measured fastest on this adapter, timed once
+   * and cached per adapter (a file under ~/.cache/gradwgsl in Node, localStorage in the browser).
+   * "tiled" or "direct" pins one; "guess" skips measuring (direct on CPU adapters, tiled on GPUs).
+   */
+  matmul?: MatmulVariant | "auto" | "guess";
   /** Fill every new output buffer with NaN, so an element a kernel forgets to write shows up (tests). */
   poisonOutputs?: boolean;
   /** Check uploaded float data for NaN and Infinity and refuse it. */
@@ -17,7 +22,7 @@ export interface EngineOptions extends GpuOptions {
 
 export class Engine implements KernelContext {
   readonly kernels: KernelRegistry;
-  readonly matmulVariant: MatmulVariant;
+  matmulVariant: MatmulVariant;
 
   private constructor(
     readonly gpu: Gpu,
@@ -25,12 +30,14 @@ export class Engine implements KernelContext {
   ) {
     this.kernels = new KernelRegistry(gpu.device);
     const m = options.matmul ?? "auto";
-    this.matmulVariant = m === "auto" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
+    this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
   }
 
-  /** Acquires a device (or wraps the one given in options.device). */
+  /** Acquires a device (or wraps the one given in options.device) and settles the matmul variant. */
   static async create(options: EngineOptions = {}): Promise<Engine> {
-    return new Engine(await acquireGpu(options), options);
+    const engine = new Engine(await acquireGpu(options), options);
+    if ((options.matmul ?? "auto") === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report)).variant;
+    return engine;
   }
 
   get device(): GPUDevice {

@@ -42,3 +42,33 @@ describe("device acquisition", () => {
     e.dispose();
   });
 });
+
+describe("matmul autotuning", () => {
+  it("measures the variants once per adapter, caches the choice, and lets a user pin one", async () => {
+    const { mkdtemp, readFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = await mkdtemp(join(tmpdir(), "gradwgsl-tune-"));
+    const saved = process.env.GRADWGSL_CACHE_DIR;
+    process.env.GRADWGSL_CACHE_DIR = dir;
+    try {
+      const { tunedMatmul } = await import("../src/tuning.ts");
+      const e = await Engine.create({ matmul: "guess" });
+      const first = await tunedMatmul(e.kernels, e.gpu.report);
+      expect(first.measured).toBeDefined();
+      const fastest = first.measured!.direct <= first.measured!.tiled ? "direct" : "tiled";
+      expect(first.variant).toBe(fastest);
+      const cache = JSON.parse(await readFile(join(dir, "matmul-tuning.json"), "utf8"));
+      expect(Object.values(cache)).toEqual([fastest]);
+      const again = await tunedMatmul(e.kernels, e.gpu.report);
+      expect(again).toEqual({ variant: fastest }); // from the cache, not measured
+      e.dispose();
+      const pinned = await Engine.create({ matmul: fastest === "direct" ? "tiled" : "direct" });
+      expect(pinned.matmulVariant).not.toBe(fastest);
+      pinned.dispose();
+    } finally {
+      if (saved === undefined) delete process.env.GRADWGSL_CACHE_DIR;
+      else process.env.GRADWGSL_CACHE_DIR = saved;
+    }
+  });
+});
