@@ -13,12 +13,17 @@
 // grid = (ceil(N / (4·WG_X)), ceil(M / (4·WG_Y)), 1).
 //   matmul_tiled  — stages BK-deep slices of A and B in workgroup memory (barriers); fast on GPUs.
 //   matmul_direct — reads A and B straight from memory, no barriers; fast on CPU Vulkan drivers.
+// Split-K: with grid z = S > 1, workgroup z sums only k in [z·k_chunk, (z+1)·k_chunk) and writes its
+// partial C to c[z·M·N ..]; matmul_reduce then adds the S partials. A product with a tiny output and a
+// long K (a convolution's dW) would otherwise run on one workgroup. Epilogues need S = 1.
 // Overrides: WG_X, WG_Y (workgroup shape), BK (tile depth), TRANS_A, TRANS_B, HAS_BIAS, ACT, DACT_A, DACT_B.
 
 struct Params {
   M: u32,
   N: u32,
   K: u32,
+  k_chunk: u32,
+  splits: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -57,7 +62,7 @@ fn load_b(k: u32, n: u32) -> f32 {
   return b[i];
 }
 
-fn store_row(m: u32, n0: u32, v: vec4f) {
+fn store_row(m: u32, n0: u32, v: vec4f, base: u32) {
   if (m >= params.M) {
     return;
   }
@@ -68,16 +73,18 @@ fn store_row(m: u32, n0: u32, v: vec4f) {
       if (HAS_BIAS) {
         x += bias[n];
       }
-      c[m * params.N + n] = activate(ACT, x);
+      c[base + m * params.N + n] = activate(ACT, x);
     }
   }
 }
 
-fn store_block(m0: u32, n0: u32, acc0: vec4f, acc1: vec4f, acc2: vec4f, acc3: vec4f) {
-  store_row(m0, n0, acc0);
-  store_row(m0 + WG_Y, n0, acc1);
-  store_row(m0 + 2u * WG_Y, n0, acc2);
-  store_row(m0 + 3u * WG_Y, n0, acc3);
+// Stores a 4×4 block; split z writes its partial at offset z·M·N.
+fn store_block(z: u32, m0: u32, n0: u32, acc0: vec4f, acc1: vec4f, acc2: vec4f, acc3: vec4f) {
+  let base = z * params.M * params.N;
+  store_row(m0, n0, acc0, base);
+  store_row(m0 + WG_Y, n0, acc1, base);
+  store_row(m0 + 2u * WG_Y, n0, acc2, base);
+  store_row(m0 + 3u * WG_Y, n0, acc3, base);
 }
 
 // (BK, 4·WG_Y) slice of op(A) and (BK, 4·WG_X) slice of op(B), k-major.
@@ -96,11 +103,13 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  for (var k0 = 0u; k0 < params.K; k0 += BK) {
+  let k_begin = wid.z * params.k_chunk;
+  let k_end = min(params.K, k_begin + params.k_chunk);
+  for (var k0 = k_begin; k0 < k_end; k0 += BK) {
     for (var i = flat; i < BK * bm; i += threads) {
       let kk = k0 + i / bm;
       var v = 0.0;
-      if (kk < params.K) {
+      if (kk < k_end) {
         v = load_a(row0 + i % bm, kk);
       }
       tile_a[i] = v;
@@ -108,7 +117,7 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
     for (var i = flat; i < BK * bn; i += threads) {
       let kk = k0 + i / bn;
       var v = 0.0;
-      if (kk < params.K) {
+      if (kk < k_end) {
         v = load_b(kk, col0 + i % bn);
       }
       tile_b[i] = v;
@@ -125,7 +134,7 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
     }
     workgroupBarrier();
   }
-  store_block(row0 + lid.y, col0 + lid.x, acc0, acc1, acc2, acc3);
+  store_block(wid.z, row0 + lid.y, col0 + lid.x, acc0, acc1, acc2, acc3);
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
@@ -136,12 +145,32 @@ fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  for (var k = 0u; k < params.K; k++) {
+  let k_end = min(params.K, (wid.z + 1u) * params.k_chunk);
+  for (var k = wid.z * params.k_chunk; k < k_end; k++) {
     let bv = vec4f(load_b(k, n0), load_b(k, n0 + WG_X), load_b(k, n0 + 2u * WG_X), load_b(k, n0 + 3u * WG_X));
     acc0 += load_a(m0, k) * bv;
     acc1 += load_a(m0 + WG_Y, k) * bv;
     acc2 += load_a(m0 + 2u * WG_Y, k) * bv;
     acc3 += load_a(m0 + 3u * WG_Y, k) * bv;
   }
-  store_block(m0, n0, acc0, acc1, acc2, acc3);
+  store_block(wid.z, m0, n0, acc0, acc1, acc2, acc3);
+}
+
+// Split-K reduction: total (M, N) = Σ_z partials[z] (S = splits). One invocation per output element,
+// grid (ceil(M·N / (WG_X·WG_Y)), 1, 1).
+@group(0) @binding(6) var<storage, read> partials: array<f32>;
+@group(0) @binding(7) var<storage, read_write> total: array<f32>;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_reduce(@builtin(local_invocation_index) lidx: u32, @builtin(workgroup_id) wid: vec3u) {
+  let i = wid.x * WG_X * WG_Y + lidx;
+  let mn = params.M * params.N;
+  if (i >= mn) {
+    return;
+  }
+  var sum = 0.0;
+  for (var z = 0u; z < params.splits; z++) {
+    sum += partials[z * mn + i];
+  }
+  total[i] = sum;
 }

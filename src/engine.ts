@@ -104,16 +104,19 @@ export class Engine implements KernelContext {
   async checked<T>(label: string, work: () => T): Promise<T> {
     this.device.pushErrorScope("out-of-memory");
     this.device.pushErrorScope("validation");
-    let out: T;
+    let out: T | undefined;
+    let thrown: unknown;
     try {
       out = work();
-    } finally {
-      const validation = await this.device.popErrorScope();
-      const oom = await this.device.popErrorScope();
-      const err = validation ?? oom;
-      if (err) throw new GpuError(`${label}: GPU ${oom && !validation ? "out of memory" : "validation error"}: ${err.message}`);
+    } catch (e) {
+      thrown = e;
     }
-    return out;
+    const validation = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    const err = validation ?? oom;
+    if (err) throw new GpuError(`${label}: GPU ${oom && !validation ? "out of memory" : "validation error"}: ${err.message}`);
+    if (thrown !== undefined) throw thrown;
+    return out as T;
   }
 
   /** Copies a buffer range back to the CPU. */

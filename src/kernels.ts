@@ -42,8 +42,8 @@ export interface MatmulSpec {
   dactB?: { act: Activation; y: Binding };
 }
 
-/** c (M, N) = act(op(a)·op(b) + bias). */
-export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul"): Promise<Dispatch> {
+/** c (M, N) = act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
+export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
   if (s.dactA && s.dactB) throw new ConfigError(`${label}: only one operand can carry a fused activation gradient`);
   const variant = ctx.matmulVariant;
   const { WG_X, WG_Y, BK } = MATMUL_TILES[variant];
@@ -60,8 +60,30 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
   if (variant === "tiled") constants.BK = BK;
   const k = await ctx.kernels.kernel("matmul.wgsl", `matmul_${variant}`, constants);
   const ph = ctx.kernels.placeholder;
-  const grid: [number, number, number] = [Math.ceil(s.N / (4 * WG_X)), Math.ceil(s.M / (4 * WG_Y)), 1];
-  return new Dispatch(ctx.kernels.device, k, { a, b, c, bias: s.bias ?? ph, act_y: s.dactA?.y ?? s.dactB?.y ?? ph }, grid, { M: s.M, N: s.N, K: s.K }, label);
+  const kChunk = Math.ceil(s.K / split);
+  const splits = Math.ceil(s.K / kChunk);
+  const grid: [number, number, number] = [Math.ceil(s.N / (4 * WG_X)), Math.ceil(s.M / (4 * WG_Y)), splits];
+  return new Dispatch(ctx.kernels.device, k, { a, b, c, bias: s.bias ?? ph, act_y: s.dactA?.y ?? s.dactB?.y ?? ph }, grid, { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits }, label);
+}
+
+/** How many K-splits a product needs so that a small output with a long K still fills the adapter. */
+export function splitsFor(M: number, N: number, K: number, variant: MatmulVariant): number {
+  const { WG_X, WG_Y } = MATMUL_TILES[variant];
+  const workgroups = Math.ceil(N / (4 * WG_X)) * Math.ceil(M / (4 * WG_Y));
+  if (workgroups >= 32 || K < 1024) return 1;
+  return Math.min(64, Math.ceil(32 / workgroups), Math.floor(K / 256));
+}
+
+/** Split-K matmul without epilogue: partial products into `partials` (splits·M·N floats), then their sum into c. */
+export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c: Binding, partials: Binding, s: MatmulSpec, splits: number, label = "matmul"): Promise<Dispatch[]> {
+  if (splits <= 1) return [await matmul(ctx, a, b, c, s, label)];
+  if (s.bias || (s.act ?? "linear") !== "linear") throw new ConfigError(`${label}: split-K products cannot fuse a bias or activation`);
+  const partial = await matmul(ctx, a, b, partials, s, `${label} (split-K)`, splits);
+  const { WG_X, WG_Y } = MATMUL_TILES[ctx.matmulVariant];
+  const rk = await ctx.kernels.kernel("matmul.wgsl", "matmul_reduce", { WG_X, WG_Y });
+  const grid: [number, number, number] = [Math.ceil((s.M * s.N) / (WG_X * WG_Y)), 1, 1];
+  const u = { M: s.M, N: s.N, K: s.K, k_chunk: Math.ceil(s.K / splits), splits: partial.grid[2] };
+  return [partial, new Dispatch(ctx.kernels.device, rk, { partials, total: c }, grid, u, `${label} (sum of splits)`)];
 }
 
 const WG = 64;

@@ -118,18 +118,20 @@ export async function conv2dBackward(x: Tensor, w: Tensor, y: Tensor, dy: Tensor
   const dz = { act: o.activation ?? "linear", y: y.buffer };
   const cols = e.createBuffer(rows * depth * 4, "conv2d cols", false);
   const dcols = e.createBuffer(rows * depth * 4, "conv2d dcols", false);
+  const splits = K.splitsFor(depth, F, rows, e.matmulVariant);
+  const partials = e.createBuffer(splits * depth * F * 4, "conv2d dW partials", false);
   const dx = e.empty(x.shape, "f32", "conv2d dx");
   const dw = e.empty(w.shape, "f32", "conv2d dw");
   const db = e.empty([F], "f32", "conv2d db");
   await e.run(
     [
       await K.im2col(e, x.buffer, cols, p),
-      await K.matmul(e, cols, dy.buffer, dw.buffer, { M: depth, N: F, K: rows, transA: true, dactB: dz }, "conv2d dW"),
+      ...(await K.matmulSplitK(e, cols, dy.buffer, dw.buffer, partials, { M: depth, N: F, K: rows, transA: true, dactB: dz }, splits, "conv2d dW")),
       await K.matmul(e, dy.buffer, w.buffer, dcols, { M: rows, N: depth, K: F, transB: true, dactA: dz }, "conv2d dcols"),
       await K.col2im(e, dcols, dx.buffer, p),
       await K.biasGrad(e, dy.buffer, db.buffer, rows, F, dz, "conv2d db"),
     ],
-    [cols, dcols],
+    [cols, dcols, partials],
   );
   return { dx, dw, db };
 }

@@ -28,7 +28,7 @@ describe("race detector", () => {
     const b = Float32Array.from(randomArray(K * N, 2));
     const c = new Float32Array(M * N).fill(NaN);
     const code = frozen("matmul.wgsl", { WG_X: 2, WG_Y: 2, BK: 4 });
-    const groups = { 0: { 0: u32s(M, N, K), 1: a, 2: b, 3: new Float32Array(4), 4: new Float32Array(4), 5: c } };
+    const groups = { 0: { 0: u32s(M, N, K, K, 1), 1: a, 2: b, 3: new Float32Array(4), 4: new Float32Array(4), 5: c } };
     const { races, errors } = detectRaces(code, "matmul_tiled", [1, 1, 1], groups);
     expect(errors ?? []).toEqual([]);
     expect(races).toEqual([]);

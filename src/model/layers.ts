@@ -153,7 +153,10 @@ export const LAYER_RULES: { [Kd in LayerKind]: LayerRule<Kd> } = {
     },
     scratch: (c, s, B, name) => {
       const p = convWindow(c, s, B, name);
-      return { dcols: p.B * p.OH * p.OW * p.KH * p.KW * p.C };
+      const depth = p.KH * p.KW * p.C;
+      const rows = p.B * p.OH * p.OW;
+      // dW partials for split-K (sized for the most splits any variant picks).
+      return { dcols: rows * depth, partials: 64 * depth * c.filters };
     },
     forward: async (ctx, c, io, name) => {
       const p = convWindow(c, io.inShape, io.B, name);
@@ -171,7 +174,9 @@ export const LAYER_RULES: { [Kd in LayerKind]: LayerRule<Kd> } = {
       const depth = p.KH * p.KW * p.C;
       const dz = { act: fused(c.activation), y: io.y };
       const cols = io.keep("cols", rows * depth);
-      const out = [await K.matmul(ctx, cols, io.dy, io.grads[0]!, { M: depth, N: c.filters, K: rows, transA: true, dactB: dz }, `${name} dW`)];
+      // dW is (KH·KW·C) × filters, a small output over a long K = B·OH·OW: split K to use the adapter.
+      const splits = K.splitsFor(depth, c.filters, rows, ctx.matmulVariant);
+      const out = await K.matmulSplitK(ctx, cols, io.dy, io.grads[0]!, io.scratch("partials"), { M: depth, N: c.filters, K: rows, transA: true, dactB: dz }, splits, `${name} dW`);
       if (io.grads[1]) out.push(await K.biasGrad(ctx, io.dy, io.grads[1], rows, c.filters, dz, `${name} db`));
       if (io.dx) {
         const dcols = io.scratch("dcols");
