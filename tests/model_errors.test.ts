@@ -49,6 +49,11 @@ describe("errors", () => {
   it("weights: safetensors round trip; missing, extra and misshaped tensors; corrupt files", async () => {
     const m = await mlp();
     const w = await m.getWeights();
+    // the same values, read straight from the GPU buffer ranges the model exposes
+    for (const [i, wb] of m.weightBuffers().entries()) {
+      expect(wb.name).toBe(w[i]!.name);
+      expect(Array.from(new Float32Array(await m.engine.read(wb.buffer, wb.size, wb.offset)))).toEqual(Array.from(w[i]!.data));
+    }
     const back = loadSafetensors(saveSafetensors(w, { note: "test" }));
     expect(back.metadata.note).toBe("test");
     expect(back.tensors.map((t) => t.name)).toEqual(["hidden/kernel", "hidden/bias", "out/kernel", "out/bias"]);

@@ -592,6 +592,15 @@ export class Sequential {
     return out;
   }
 
+  /**
+   * The parameters as GPU buffer ranges, without a copy: { name, shape, buffer, offset, size } per tensor
+   * (all in one arena buffer, bytes). For apps that read weights in their own shaders.
+   */
+  weightBuffers(): { name: string; shape: number[]; buffer: GPUBuffer; offset: number; size: number }[] {
+    const c = this.need();
+    return [...c.paramSlots].flatMap(([l, slots]) => slots.map((s) => ({ name: `${l.name}/${s.spec.role}`, shape: s.spec.shape, buffer: c.arena.params, offset: s.offset * 4, size: s.size * 4 })));
+  }
+
   /** Replaces parameters, by name; every parameter must be given with its exact shape. */
   setWeights(weights: { name: string; shape: number[]; data: ArrayLike<number> }[]): void {
     const c = this.need();
