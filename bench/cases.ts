@@ -4,7 +4,7 @@ import type * as TF from "@tensorflow/tfjs";
 import { Engine } from "../src/engine.ts";
 import { Dispatch } from "../src/gpu/registry.ts";
 import * as K from "../src/kernels.ts";
-import { Conv2D, Dense, Flatten, MaxPooling2D, Sequential } from "../src/index.ts";
+import { referenceCnn } from "../src/index.ts";
 
 export interface Stats {
   median: number;
@@ -57,15 +57,6 @@ async function tfFlush(tf: typeof TF): Promise<void> {
   backend.submitQueue?.();
   await backend.device?.queue.onSubmittedWorkDone();
 }
-
-const referenceCnn = () =>
-  new Sequential([
-    Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }),
-    MaxPooling2D({ poolSize: 2 }),
-    Flatten(),
-    Dense({ units: 128, activation: "relu" }),
-    Dense({ units: 10, activation: "softmax" }),
-  ]);
 
 function tfCnn(tf: typeof TF): TF.Sequential {
   const m = tf.sequential({

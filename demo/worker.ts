@@ -1,6 +1,6 @@
 // The demo's training worker: owns the engine and the model, trains with fit(), and answers the page's
 // requests (drawn-digit predictions, feature maps, evaluation, kernel timings) between training steps.
-import { Conv2D, Dense, Engine, Flatten, MaxPooling2D, Sequential, ops, parseIdx } from "../src/index.ts";
+import { Engine, Sequential, ops, parseIdx, referenceCnn } from "../src/index.ts";
 import { GRID, VALIDATION, type FromWorker, type KernelTime, type Settings, type State, type ToWorker } from "./protocol.ts";
 
 const PIXELS = 28 * 28;
@@ -39,13 +39,7 @@ function setState(s: State, note?: string) {
 
 async function buildModel(s: Settings): Promise<void> {
   model?.dispose();
-  model = new Sequential([
-    Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }),
-    MaxPooling2D({ poolSize: 2 }),
-    Flatten(),
-    Dense({ units: 128, activation: "relu" }),
-    Dense({ units: 10, activation: "softmax" }),
-  ]);
+  model = referenceCnn();
   optimizer = s.optimizer;
   learningRate = s.learningRate;
   // The rate is read at every step, so the page's learning-rate field takes effect while training.

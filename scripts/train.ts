@@ -4,7 +4,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { loadMnist, subset } from "../src/data/mnist.ts";
-import { Conv2D, Dense, Flatten, MaxPooling2D, Sequential } from "../src/index.ts";
+import { referenceCnn } from "../src/index.ts";
 import { saveSafetensors } from "../src/model/safetensors.ts";
 
 const { values: a } = parseArgs({
@@ -34,13 +34,7 @@ const mnist = await loadMnist();
 const train = subset(mnist.train, Math.min(trainSize, mnist.train.count));
 const test = subset(mnist.test, Math.min(testSize, mnist.test.count));
 
-const model = new Sequential([
-  Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }),
-  MaxPooling2D({ poolSize: 2 }),
-  Flatten(),
-  Dense({ units: 128, activation: "relu" }),
-  Dense({ units: 10, activation: "softmax" }),
-]);
+const model = referenceCnn();
 const learningRate = Number(a["learning-rate"]);
 if (!(learningRate > 0)) throw new Error(`--learning-rate must be a positive number, got ${a["learning-rate"]}`);
 await model.compile({ optimizer: { type: "adam", learningRate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed });

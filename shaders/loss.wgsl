@@ -1,3 +1,4 @@
+// uses: lib/accumulate.wgsl
 // loss.wgsl — element-wise losses on a (B, K) prediction: mean squared error and binary cross-entropy
 // (on probabilities, clamped to [ε, 1−ε] like Keras). Each writes the per-example loss and dpred, the
 // gradient of the batch-mean loss, and accumulates [loss sum, correct, count] on the GPU.
@@ -20,9 +21,6 @@ struct Params {
 
 override WG: u32 = 64;
 const EPS: f32 = 1e-7;
-
-var<workgroup> part_loss: array<f32, WG>;
-var<workgroup> part_correct: array<f32, WG>;
 
 // (loss, correct) of one row; writes its dpred.
 fn row_loss(row: u32, bce: bool) -> vec2f {
@@ -54,31 +52,13 @@ fn row_loss(row: u32, bce: bool) -> vec2f {
   return vec2f(l / f32(params.K), correct);
 }
 
-fn reduce_and_accumulate(lid: u32, acc: vec2f, per_row: f32) {
-  part_loss[lid] = acc.x;
-  part_correct[lid] = acc.y;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) {
-      part_loss[lid] += part_loss[lid + stride];
-      part_correct[lid] += part_correct[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  if (lid == 0u) {
-    metrics[0] += part_loss[0];
-    metrics[1] += part_correct[0];
-    metrics[2] += f32(params.n_valid) * per_row;
-  }
-}
-
 @compute @workgroup_size(WG, 1, 1)
 fn mse(@builtin(local_invocation_id) lid: vec3u) {
   var acc = vec2f(0.0);
   for (var row = lid.x; row < params.B; row += WG) {
     acc += row_loss(row, false);
   }
-  reduce_and_accumulate(lid.x, acc, 1.0);
+  accumulate_metrics(lid.x, acc, f32(params.n_valid));
 }
 
 @compute @workgroup_size(WG, 1, 1)
@@ -87,5 +67,5 @@ fn bce(@builtin(local_invocation_id) lid: vec3u) {
   for (var row = lid.x; row < params.B; row += WG) {
     acc += row_loss(row, true);
   }
-  reduce_and_accumulate(lid.x, acc, f32(params.K));
+  accumulate_metrics(lid.x, acc, f32(params.n_valid) * f32(params.K));
 }

@@ -1,3 +1,4 @@
+// uses: lib/accumulate.wgsl
 // softmax_xent.wgsl — fused softmax + cross-entropy: per-example loss, dlogits, and the batch's loss sum
 // and correct-prediction count accumulated on the GPU (no readback per step).
 //
@@ -23,9 +24,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> metrics: array<f32>;
 
 override WG: u32 = 64;
-
-var<workgroup> part_loss: array<f32, WG>;
-var<workgroup> part_correct: array<f32, WG>;
 
 struct RowStats { max_v: f32, arg: u32, log_sum: f32 }
 
@@ -87,31 +85,13 @@ fn row_loss(row: u32, sparse: bool) -> vec2f {
   return vec2f(l, select(0.0, 1.0, s.arg == t_arg));
 }
 
-fn reduce_and_accumulate(lid: u32, acc: vec2f) {
-  part_loss[lid] = acc.x;
-  part_correct[lid] = acc.y;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) {
-      part_loss[lid] += part_loss[lid + stride];
-      part_correct[lid] += part_correct[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  if (lid == 0u) {
-    metrics[0] += part_loss[0];
-    metrics[1] += part_correct[0];
-    metrics[2] += f32(params.n_valid);
-  }
-}
-
 @compute @workgroup_size(WG, 1, 1)
 fn softmax_xent_sparse(@builtin(local_invocation_id) lid: vec3u) {
   var acc = vec2f(0.0);
   for (var row = lid.x; row < params.B; row += WG) {
     acc += row_loss(row, true);
   }
-  reduce_and_accumulate(lid.x, acc);
+  accumulate_metrics(lid.x, acc, f32(params.n_valid));
 }
 
 @compute @workgroup_size(WG, 1, 1)
@@ -120,7 +100,7 @@ fn softmax_xent_dense(@builtin(local_invocation_id) lid: vec3u) {
   for (var row = lid.x; row < params.B; row += WG) {
     acc += row_loss(row, false);
   }
-  reduce_and_accumulate(lid.x, acc);
+  accumulate_metrics(lid.x, acc, f32(params.n_valid));
 }
 
 // softmax: probabilities for predict(); y (B, K). Dispatch: grid (ceil(B / WG), 1, 1), one row each.

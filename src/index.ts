@@ -11,3 +11,4 @@ export { Sequential, type CompileOptions, type FitOptions, type History, type Lo
 export { parseIdx } from "./data/idx.ts";
 export { saveSafetensors, loadSafetensors, type NamedTensor } from "./model/safetensors.ts";
 export { toTfjs, fromTfjs, type TfjsModelJson } from "./model/tfjs_format.ts";
+export { referenceCnn } from "./model/reference.ts";

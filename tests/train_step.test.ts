@@ -1,7 +1,7 @@
 // One training step on the GPU against a float64 CPU reference, from identical weights and batch:
 // the reference CNN with softmax cross-entropy, an MLP with MSE and one with binary cross-entropy.
 import { afterAll, describe, expect, it } from "vitest";
-import { Conv2D, Dense, Flatten, MaxPooling2D, Sequential } from "../src/index.ts";
+import { Dense, Sequential, referenceCnn } from "../src/index.ts";
 import type { Engine } from "../src/engine.ts";
 import type { LossName, OptimizerConfig } from "../src/model/model.ts";
 import * as ref from "./reference/cpu.ts";
@@ -27,14 +27,7 @@ const B = 6;
 const cases: Case[] = [
   {
     name: "reference CNN, sparse categorical cross-entropy",
-    model: () =>
-      new Sequential([
-        Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }),
-        MaxPooling2D({ poolSize: 2 }),
-        Flatten(),
-        Dense({ units: 128, activation: "relu" }),
-        Dense({ units: 10, activation: "softmax" }),
-      ]),
+    model: referenceCnn,
     refLayers: [{ kind: "conv2d", filters: 32, k: 3, act: "relu" }, { kind: "maxPool", p: 2 }, { kind: "flatten" }, { kind: "dense", units: 128, act: "relu" }, { kind: "dense", units: 10, act: "softmax" }],
     inputShape: [28, 28, 1],
     loss: "sparseCategoricalCrossentropy",

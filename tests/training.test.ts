@@ -1,21 +1,12 @@
 // Real learning on real MNIST, and the scheduler's promise that the steady state allocates nothing.
 import { afterAll, describe, expect, it } from "vitest";
 import { loadMnist, subset } from "../src/data/mnist.ts";
-import { Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Sequential } from "../src/index.ts";
+import { Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Sequential, referenceCnn } from "../src/index.ts";
 import type { Engine } from "../src/engine.ts";
 import { gpuEngine } from "./gpu_helpers.ts";
 
 let engine: Engine | undefined;
 afterAll(() => engine?.dispose());
-
-const referenceCnn = () =>
-  new Sequential([
-    Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }),
-    MaxPooling2D({ poolSize: 2 }),
-    Flatten(),
-    Dense({ units: 128, activation: "relu" }),
-    Dense({ units: 10, activation: "softmax" }),
-  ]);
 
 describe("training on MNIST", () => {
   // With the full recipe's batch 64 and Adam(1e-3), 2 epochs on 4,000 images is only 126 steps: this

@@ -4,6 +4,7 @@ import biasGrad from "../../shaders/bias_grad.wgsl?raw";
 import data from "../../shaders/data.wgsl?raw";
 import dropout from "../../shaders/dropout.wgsl?raw";
 import im2col from "../../shaders/im2col.wgsl?raw";
+import libAccumulate from "../../shaders/lib/accumulate.wgsl?raw";
 import libActivation from "../../shaders/lib/activation.wgsl?raw";
 import libIndex from "../../shaders/lib/index.wgsl?raw";
 import loss from "../../shaders/loss.wgsl?raw";
@@ -19,6 +20,7 @@ export const shaderSources: Readonly<Record<string, string>> = {
   "data.wgsl": data,
   "dropout.wgsl": dropout,
   "im2col.wgsl": im2col,
+  "lib/accumulate.wgsl": libAccumulate,
   "lib/activation.wgsl": libActivation,
   "lib/index.wgsl": libIndex,
   "loss.wgsl": loss,
