@@ -52,10 +52,11 @@ async function time(reps: number, once: () => Promise<void>): Promise<number[]> 
   return out;
 }
 
-async function tfFlush(tf: typeof TF): Promise<void> {
-  const backend = tf.backend() as unknown as { submitQueue?: () => void; device?: GPUDevice };
-  backend.submitQueue?.();
-  await backend.device?.queue.onSubmittedWorkDone();
+/** Waits until TF.js has computed `t`: reading one element forces its (lazily submitted) work to finish. */
+async function tfDone(tf: typeof TF, t: TF.Tensor): Promise<void> {
+  const one = tf.slice(t, Array(t.rank).fill(0), Array(t.rank).fill(1));
+  await one.data();
+  one.dispose();
 }
 
 function tfCnn(tf: typeof TF): TF.Sequential {
@@ -80,13 +81,14 @@ async function matmulCase(env: BenchEnv, engine: Engine, n: number): Promise<Cas
   const c = engine.empty([n, n]);
   const d: Dispatch = await K.matmul(engine, a.buffer, b.buffer, c.buffer, { M: n, N: n, K: n }, `bench matmul ${n}`);
   const reps = n >= 2048 ? Math.max(5, Math.min(env.reps, 5)) : env.reps;
+  // Both sides end with a 4-byte readback, so both pay the same round trip.
   const ours = await time(reps, async () => {
     const enc = engine.device.createCommandEncoder();
     const pass = enc.beginComputePass();
     d.encode(pass);
     pass.end();
     engine.device.queue.submit([enc.finish()]);
-    await engine.device.queue.onSubmittedWorkDone();
+    await engine.read(c.buffer, 4);
   });
   d.destroy();
   for (const t of [a, b, c]) t.dispose();
@@ -97,7 +99,7 @@ async function matmulCase(env: BenchEnv, engine: Engine, n: number): Promise<Cas
     const tb = tf.randomNormal([n, n]);
     const theirs = await time(reps, async () => {
       const tc = tf.matMul(ta, tb);
-      await tfFlush(tf);
+      await tfDone(tf, tc);
       tc.dispose();
     });
     ta.dispose();

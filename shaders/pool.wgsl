@@ -1,4 +1,3 @@
-// uses: lib/index.wgsl
 // pool.wgsl — 2-D max and average pooling, forward and backward.
 //
 // Layout: x, dx (B, H, W, C) NHWC; y, dy, argmax (B, OH, OW, C). argmax holds the flat index into x of
@@ -6,8 +5,9 @@
 // win a max and are not counted in an average (TensorFlow's convention for 'same').
 // Backward passes are gathers over the windows that contain each input element: no atomics, and
 // overlapping windows (stride < pool size) are summed correctly.
-// Dispatch: one invocation per output element (forward: y; backward: dx) on a 2-D grid of WG-wide
-// workgroups.
+// Dispatch: one invocation per element of the tensor a pass writes (forward: y; backward: dx), laid out
+// as (channel, column, batch·row): grid (ceil(C / WG_C), ceil(width / WG_X), B·height), so that the
+// flat index needs no division (integer division is slow on CPU adapters). Overrides: WG_C, WG_X.
 
 struct Pool {
   B: u32, H: u32, W: u32, C: u32,
@@ -23,7 +23,8 @@ struct Pool {
 @group(0) @binding(5) var<storage, read> argmax_in: array<u32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 
-override WG: u32 = 64;
+override WG_C: u32 = 32;
+override WG_X: u32 = 2;
 
 struct Window { y0: i32, y1: i32, x0: i32, x1: i32 }
 
@@ -42,16 +43,27 @@ fn covering(p: u32, pad: u32, size: u32, stride: u32, count: u32) -> vec2i {
   return vec2i(lo, hi);
 }
 
-@compute @workgroup_size(WG, 1, 1)
-fn max_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let idx = linear_index(gid, nwg, WG);
-  if (idx >= pool.B * pool.OH * pool.OW * pool.C) {
+// (c, x, row) of the invocation and its flat NHWC index in a (·, rows, width, C) tensor; x = width when out of range.
+struct Cell { c: u32, x: u32, y: u32, b: u32, idx: u32 }
+
+fn cell(gid: vec3u, height: u32, width: u32) -> Cell {
+  if (gid.x >= pool.C || gid.y >= width) {
+    return Cell(0u, width, 0u, 0u, 0u);
+  }
+  return Cell(gid.x, gid.y, gid.z % height, gid.z / height, (gid.z * width + gid.y) * pool.C + gid.x);
+}
+
+@compute @workgroup_size(WG_C, WG_X, 1)
+fn max_pool_forward(@builtin(global_invocation_id) gid: vec3u) {
+  let e = cell(gid, pool.OH, pool.OW);
+  if (e.x == pool.OW) {
     return;
   }
-  let c = idx % pool.C;
-  let ox = (idx / pool.C) % pool.OW;
-  let oy = (idx / (pool.C * pool.OW)) % pool.OH;
-  let b = idx / (pool.C * pool.OW * pool.OH);
+  let c = e.c;
+  let ox = e.x;
+  let oy = e.y;
+  let b = e.b;
+  let idx = e.idx;
   let w = window(oy, ox);
   var best = -3.4028234e38;
   var best_i = 0u;
@@ -71,16 +83,17 @@ fn max_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   argmax[idx] = best_i;
 }
 
-@compute @workgroup_size(WG, 1, 1)
-fn max_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let idx = linear_index(gid, nwg, WG);
-  if (idx >= pool.B * pool.H * pool.W * pool.C) {
+@compute @workgroup_size(WG_C, WG_X, 1)
+fn max_pool_backward(@builtin(global_invocation_id) gid: vec3u) {
+  let e = cell(gid, pool.H, pool.W);
+  if (e.x == pool.W) {
     return;
   }
-  let c = idx % pool.C;
-  let px = (idx / pool.C) % pool.W;
-  let py = (idx / (pool.C * pool.W)) % pool.H;
-  let b = idx / (pool.C * pool.W * pool.H);
+  let c = e.c;
+  let px = e.x;
+  let py = e.y;
+  let b = e.b;
+  let idx = e.idx;
   let ry = covering(py, pool.PT, pool.PH, pool.SH, pool.OH);
   let rx = covering(px, pool.PL, pool.PW, pool.SW, pool.OW);
   var sum = 0.0;
@@ -95,16 +108,17 @@ fn max_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   dx[idx] = sum;
 }
 
-@compute @workgroup_size(WG, 1, 1)
-fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let idx = linear_index(gid, nwg, WG);
-  if (idx >= pool.B * pool.OH * pool.OW * pool.C) {
+@compute @workgroup_size(WG_C, WG_X, 1)
+fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3u) {
+  let e = cell(gid, pool.OH, pool.OW);
+  if (e.x == pool.OW) {
     return;
   }
-  let c = idx % pool.C;
-  let ox = (idx / pool.C) % pool.OW;
-  let oy = (idx / (pool.C * pool.OW)) % pool.OH;
-  let b = idx / (pool.C * pool.OW * pool.OH);
+  let c = e.c;
+  let ox = e.x;
+  let oy = e.y;
+  let b = e.b;
+  let idx = e.idx;
   let w = window(oy, ox);
   var sum = 0.0;
   for (var iy = w.y0; iy < w.y1; iy++) {
@@ -115,16 +129,17 @@ fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   y[idx] = sum / f32((w.y1 - w.y0) * (w.x1 - w.x0));
 }
 
-@compute @workgroup_size(WG, 1, 1)
-fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let idx = linear_index(gid, nwg, WG);
-  if (idx >= pool.B * pool.H * pool.W * pool.C) {
+@compute @workgroup_size(WG_C, WG_X, 1)
+fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3u) {
+  let e = cell(gid, pool.H, pool.W);
+  if (e.x == pool.W) {
     return;
   }
-  let c = idx % pool.C;
-  let px = (idx / pool.C) % pool.W;
-  let py = (idx / (pool.C * pool.W)) % pool.H;
-  let b = idx / (pool.C * pool.W * pool.H);
+  let c = e.c;
+  let px = e.x;
+  let py = e.y;
+  let b = e.b;
+  let idx = e.idx;
   let ry = covering(py, pool.PT, pool.PH, pool.SH, pool.OH);
   let rx = covering(px, pool.PL, pool.PW, pool.SW, pool.OW);
   var sum = 0.0;
@@ -136,4 +151,28 @@ fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     }
   }
   dx[idx] = sum;
+}
+
+// Max pooling backward for tiling windows (stride = pool size, 'valid'): each window writes its own
+// input positions — dy at the argmax, 0 elsewhere — and the last row/column of windows also zeroes the
+// input rows/columns no window covers. No gather over covering windows, and 1/(PH·PW) as many
+// invocations. Dispatch: grid (ceil(C / WG_C), ceil(OW / WG_X), B·OH), one invocation per output.
+@compute @workgroup_size(WG_C, WG_X, 1)
+fn max_pool_backward_tiled(@builtin(global_invocation_id) gid: vec3u) {
+  let e = cell(gid, pool.OH, pool.OW);
+  if (e.x == pool.OW) {
+    return;
+  }
+  let y0 = e.y * pool.SH;
+  let x0 = e.x * pool.SW;
+  let y1 = select(y0 + pool.PH, pool.H, e.y == pool.OH - 1u);
+  let x1 = select(x0 + pool.PW, pool.W, e.x == pool.OW - 1u);
+  let g = dy[e.idx];
+  let winner = argmax_in[e.idx];
+  for (var iy = y0; iy < y1; iy++) {
+    for (var ix = x0; ix < x1; ix++) {
+      let i = ((e.b * pool.H + iy) * pool.W + ix) * pool.C + e.c;
+      dx[i] = select(0.0, g, i == winner);
+    }
+  }
 }

@@ -101,25 +101,28 @@ export async function col2im(ctx: KernelContext, dcols: Binding, dx: Binding, p:
   return new Dispatch(ctx.kernels.device, k, { dcols, dx }, grid1d(p.B * p.H * p.W * p.C, WG), windowUniforms(p), label);
 }
 
-export async function maxPoolForward(ctx: KernelContext, x: Binding, y: Binding, argmax: Binding, p: WindowPlan, label = "max_pool_forward"): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("pool.wgsl", "max_pool_forward", { WG });
-  return new Dispatch(ctx.kernels.device, k, { x, y, argmax }, grid1d(p.B * p.OH * p.OW * p.C, WG), windowUniforms(p, true), label);
+/** Pool kernels run on a (channel, column, batch·row) grid; the workgroup covers the channels first. */
+async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string): Promise<Dispatch> {
+  const WG_C = Math.min(64, 2 ** Math.ceil(Math.log2(p.C)));
+  const WG_X = 64 / WG_C;
+  const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X });
+  const [rows, width] = over === "input" ? [p.H, p.W] : [p.OH, p.OW];
+  const grid: [number, number, number] = [Math.ceil(p.C / WG_C), Math.ceil(width / WG_X), p.B * rows];
+  return new Dispatch(ctx.kernels.device, k, buffers, grid, windowUniforms(p, true), label);
 }
 
-export async function maxPoolBackward(ctx: KernelContext, dy: Binding, argmax: Binding, dx: Binding, p: WindowPlan, label = "max_pool_backward"): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("pool.wgsl", "max_pool_backward", { WG });
-  return new Dispatch(ctx.kernels.device, k, { dy, argmax_in: argmax, dx }, grid1d(p.B * p.H * p.W * p.C, WG), windowUniforms(p, true), label);
-}
+export const maxPoolForward = (ctx: KernelContext, x: Binding, y: Binding, argmax: Binding, p: WindowPlan, label = "max_pool_forward") =>
+  poolDispatch(ctx, "max_pool_forward", { x, y, argmax }, p, "output", label);
 
-export async function avgPoolForward(ctx: KernelContext, x: Binding, y: Binding, p: WindowPlan, label = "avg_pool_forward"): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("pool.wgsl", "avg_pool_forward", { WG });
-  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(p.B * p.OH * p.OW * p.C, WG), windowUniforms(p, true), label);
-}
+/** Tiling windows (stride = pool size, no padding) scatter from each window; others gather per input. */
+export const maxPoolBackward = (ctx: KernelContext, dy: Binding, argmax: Binding, dx: Binding, p: WindowPlan, label = "max_pool_backward") =>
+  p.SH === p.KH && p.SW === p.KW && p.padding === "valid"
+    ? poolDispatch(ctx, "max_pool_backward_tiled", { dy, argmax_in: argmax, dx }, p, "output", label)
+    : poolDispatch(ctx, "max_pool_backward", { dy, argmax_in: argmax, dx }, p, "input", label);
 
-export async function avgPoolBackward(ctx: KernelContext, dy: Binding, dx: Binding, p: WindowPlan, label = "avg_pool_backward"): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("pool.wgsl", "avg_pool_backward", { WG });
-  return new Dispatch(ctx.kernels.device, k, { dy, dx }, grid1d(p.B * p.H * p.W * p.C, WG), windowUniforms(p, true), label);
-}
+export const avgPoolForward = (ctx: KernelContext, x: Binding, y: Binding, p: WindowPlan, label = "avg_pool_forward") => poolDispatch(ctx, "avg_pool_forward", { x, y }, p, "output", label);
+
+export const avgPoolBackward = (ctx: KernelContext, dy: Binding, dx: Binding, p: WindowPlan, label = "avg_pool_backward") => poolDispatch(ctx, "avg_pool_backward", { dy, dx }, p, "input", label);
 
 export async function activationForward(ctx: KernelContext, x: Binding, y: Binding, n: number, act: Activation, label = `${act}_forward`): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("activation.wgsl", "activation_forward", { WG, ACT: activationCode(act) });

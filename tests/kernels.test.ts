@@ -130,6 +130,7 @@ const POOLS: ref.Pool2dGeom[] = [
   { B: 2, H: 7, W: 9, C: 3, PH: 2, PW: 2, SH: 2, SW: 2, padding: "same" },
   { B: 1, H: 7, W: 5, C: 2, PH: 3, PW: 3, SH: 1, SW: 1, padding: "valid" }, // overlapping windows
   { B: 2, H: 5, W: 8, C: 1, PH: 3, PW: 2, SH: 2, SW: 1, padding: "same" },
+  { B: 3, H: 11, W: 7, C: 5, PH: 3, PW: 2, SH: 3, SW: 2, padding: "valid" }, // tiling windows, uncovered remainder
 ];
 
 describe("pooling", () => {
