@@ -204,6 +204,7 @@ describe("demo page (built, served statically, SwiftShader)", () => {
     const doc = readFileSync(join(root, "docs/embedding.md"), "utf8");
     const example = /```js\n([\s\S]*?)```/.exec(doc)![1]!;
     expect(readFileSync(join(root, "demo/embed.html"), "utf8")).toContain(example);
+    expect(readFileSync(join(root, "README.md"), "utf8")).toContain(example);
     const { page, errors } = await openPage(`${origin}/demo/embed.html`);
     await page.waitForFunction(() => /loss [\d.]+ → [\d.]+/.test(document.querySelector("#log")?.textContent ?? "") || /error/.test(document.querySelector("#log")?.textContent ?? ""), { timeout: 60_000 });
     const log = await text(page, "embed-log");
