@@ -54,6 +54,8 @@ async function inBrowser(): Promise<Omit<BenchRun, "date" | "machine">> {
   const browser = await puppeteer.launch({
     executablePath: a.chromium,
     headless: true,
+    // SwiftShader can keep the page busy for minutes on the large cases; wait as long as it takes.
+    protocolTimeout: 0,
     args: ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
   try {
