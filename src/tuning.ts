@@ -35,7 +35,10 @@ async function store(): Promise<Store> {
       get: async () => JSON.parse(await fs.readFile(file, "utf8").catch(() => "{}")),
       set: async (all) => {
         await fs.mkdir(dir, { recursive: true });
-        await fs.writeFile(file, JSON.stringify(all, null, 2));
+        // Write then rename, so processes tuning at the same time never leave a half-written file.
+        const tmp = `${file}.${process.pid}.tmp`;
+        await fs.writeFile(tmp, JSON.stringify(all, null, 2));
+        await fs.rename(tmp, file);
       },
     };
   }
