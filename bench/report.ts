@@ -32,6 +32,8 @@ export function markdown(run: BenchRun): string {
     "| --- | --- | --- | --- | --- |",
     ...rows,
     "",
+    ...run.cases.filter((c) => c.note).map((c) => `- ${c.name}: ${c.note}`),
+    "",
   ].join("\n");
 }
 

@@ -3,7 +3,7 @@
 // Writes bench/results/<date>.json and .md.
 import os from "node:os";
 import { parseArgs } from "node:util";
-import { CASES, runCases, type CaseName } from "./cases.ts";
+import { CASES, MNIST_CASES, runCases, type CaseName } from "./cases.ts";
 import { syntheticBatch } from "./data.ts";
 import { markdown, writeReport, type BenchRun } from "./report.ts";
 
@@ -11,6 +11,7 @@ const { values: a } = parseArgs({
   options: {
     node: { type: "boolean" },
     smoke: { type: "boolean" },
+    all: { type: "boolean" },
     cases: { type: "string" },
     reps: { type: "string", default: "5" },
     batches: { type: "string", default: "4" },
@@ -18,7 +19,9 @@ const { values: a } = parseArgs({
     chromium: { type: "string", default: process.env.CHROMIUM ?? "/usr/bin/chromium" },
   },
 });
-const cases = (a.smoke ? ["matmul-256"] : (a.cases?.split(",") ?? [...CASES])) as CaseName[];
+// time-to-97 trains on real MNIST for minutes: Node only, and only when asked for or with --all.
+const defaults = CASES.filter((c) => !MNIST_CASES.includes(c) || (a.all && a.node));
+const cases = (a.smoke ? ["matmul-256"] : (a.cases?.split(",") ?? defaults)) as CaseName[];
 for (const c of cases) if (!CASES.includes(c)) throw new Error(`unknown case "${c}"; known: ${CASES.join(", ")}`);
 const reps = Math.max(5, Number(a.reps));
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`;
@@ -41,7 +44,8 @@ async function inNode(): Promise<Omit<BenchRun, "date" | "machine">> {
   await import("@tensorflow/tfjs-backend-webgpu");
   await tf.setBackend("webgpu");
   await tf.ready();
-  const results = await runCases({ tf, log, reps, engine: () => Engine.create(icd ? { adapter: "auto" } : {}), batch: syntheticBatch(Number(a.batches)) }, cases);
+  const mnist = cases.includes("time-to-97") ? await (await import("../src/data/mnist.ts")).loadMnist() : undefined;
+  const results = await runCases({ tf, log, reps, engine: () => Engine.create(icd ? { adapter: "auto" } : {}), batch: syntheticBatch(Number(a.batches)), mnist }, cases);
   return { runtime: `Node ${process.version}, Dawn (webgpu npm package)`, adapter, cases: results };
 }
 

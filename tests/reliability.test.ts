@@ -119,6 +119,22 @@ describe("adapter limits and bad input", () => {
   });
 });
 
+describe("stopping early", () => {
+  it("model.stopTraining set in a callback ends fit after that step, with a history for the epoch", async () => {
+    engine ??= await gpuEngine();
+    const model = new Sequential([Dense({ units: 4, activation: "relu", inputShape: [3] }), Dense({ units: 2, activation: "softmax" })]);
+    await model.compile({ loss: "sparseCategoricalCrossentropy", engine });
+    const x = Float32Array.from(randomArray(40 * 3, 8));
+    const y = Array.from({ length: 40 }, (_, i) => i % 2);
+    const history = await model.fit(x, y, { epochs: 5, batchSize: 4, callbacks: { onBatchEnd: (b) => void (b === 3 && (model.stopTraining = true)) } });
+    expect(model.step).toBe(4);
+    expect(history.history.loss).toHaveLength(1);
+    await model.fit(x, y, { epochs: 1, batchSize: 4 }); // a new fit starts afresh
+    expect(model.step).toBe(14);
+    model.dispose();
+  });
+});
+
 describe("long runs and determinism", () => {
   it("2,000 steps with a constant number of live GPU buffers and no JS heap growth", async () => {
     engine ??= await gpuEngine();

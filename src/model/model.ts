@@ -110,6 +110,8 @@ export class Sequential {
   private stagingBusy: boolean[] = [];
   /** Optimizer steps taken so far (Adam's t − 1). */
   step = 0;
+  /** Set from a callback to end fit() after the current step (like Keras' model.stop_training). */
+  stopTraining = false;
 
   constructor(layers: Layer[] = []) {
     for (const l of layers) this.add(l);
@@ -394,6 +396,7 @@ export class Sequential {
       throw new ConfigError(`batchSize must be an integer in 1..${train.n} (the number of training examples), got ${B}`);
     }
     let plan = await this.plan(B);
+    this.stopTraining = false;
     const history: History = { epoch: [], history: {} };
     const steps = Math.ceil(train.n / B);
     const snapshotEvery = Math.max(1, Math.floor(steps / (o.snapshotsPerEpoch ?? 4)));
@@ -448,7 +451,7 @@ export class Sequential {
           if (e.gpu.lost) throw new GpuError("device lost");
           if (diverged) await this.diagnose(plan, t);
           await o.callbacks?.onBatchEnd?.(s, { ...latest, batchesPerEpoch: steps, epoch });
-          if (++s < steps) continue;
+          if (++s < steps && !this.stopTraining) continue;
           const logs = this.logsOf(await this.readMetrics(c.metrics.train)) as Logs;
           if (!Number.isFinite(logs.loss)) {
             if (o.stopOnNonFinite) await this.diagnose(plan, t);
@@ -461,6 +464,7 @@ export class Sequential {
           await o.callbacks?.onEpochEnd?.(epoch, logs);
           epoch++;
           s = 0;
+          if (this.stopTraining) break;
         } catch (err) {
           if (!c.engine.gpu.lost) throw err;
           // The device is gone: continue on a new one from the last snapshot.
