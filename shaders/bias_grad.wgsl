@@ -1,20 +1,24 @@
 // uses: lib/activation.wgsl
-// bias_grad.wgsl — db = column sums of dz over the batch (and spatial positions), where dz = dy, or
-// dy · act'(act_y) when the layer's activation is fused (DACT != 0).
-// Layout: dy, act_y (R, N) row-major; db (N). Dispatch: one workgroup per column, grid (N, 1, 1);
-// invocations stride over rows, then a tree reduction in workgroup memory. Overrides: DACT, WG (power of 2).
+// bias_grad.wgsl — the backward pass through a layer's activation and bias, in one pass over dy:
+// dz = dy · act'(act_y) (written when act != 0; for a linear layer dz is dy itself) and db = the column
+// sums of dz over the batch and spatial positions (written when has_db != 0). The products for dW and dX
+// then read dz as it is, so the matmul needs no activation variant.
+// Layout: dy, act_y, dz (R, N) row-major; db (N). Dispatch: one workgroup per column, grid (N, 1, 1);
+// invocations stride over rows, then a tree reduction in workgroup memory. Overrides: WG (power of 2).
 
 struct Params {
   R: u32,
   N: u32,
+  act: u32,
+  has_db: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> act_y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> db: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dz: array<f32>;
+@group(0) @binding(4) var<storage, read_write> db: array<f32>;
 
-override DACT: u32 = 0;
 override WG: u32 = 64;
 
 var<workgroup> partial: array<f32, WG>;
@@ -25,11 +29,15 @@ fn bias_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   var sum = 0.0;
   for (var r = lid.x; r < params.R; r += WG) {
     let i = r * params.N + n;
-    if (DACT != 0u) {
-      sum += dy[i] * activation_grad(DACT, act_y[i]);
-    } else {
-      sum += dy[i];
+    var g = dy[i];
+    if (params.act != 0u) {
+      g *= activation_grad(params.act, act_y[i]);
+      dz[i] = g;
     }
+    sum += g;
+  }
+  if (params.has_db == 0u) {
+    return;
   }
   partial[lid.x] = sum;
   workgroupBarrier();

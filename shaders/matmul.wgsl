@@ -2,21 +2,24 @@
 // matmul.wgsl — C = act(op(A)·op(B) + bias), the workhorse of dense and convolution layers, forward
 // and backward.
 //
-// Layout (row-major): op(A) is (M, K): A is stored (M, K), or (K, M) when TRANS_A. op(B) is (K, N): B is
-// stored (K, N), or (N, K) when TRANS_B. C is (M, N). bias is (N) and used when HAS_BIAS.
-// Fused backprop: when DACT_A (DACT_B) is not 0, A (B) is an upstream gradient dY and act_y is the forward
-// activation output with the same layout; each element is multiplied by act'(act_y) as it is loaded, so
-// the activation backward never runs as a separate pass. Unused bindings get a 4-byte placeholder.
+// Layout (row-major): op(A) is (M, K), op(B) is (K, N), C is (M, N), bias is (N). Transposes are strides,
+// so one pipeline serves every product: element (m, k) of op(A) is a[m·a_m + k·a_k] — (a_m, a_k) =
+// (K, 1) for A stored (M, K), (1, M) for A stored (K, M) — and element (k, n) of op(B) is b[k·b_k + n·b_n].
+// The epilogue is chosen per dispatch too: bias added when has_bias != 0, then activation `act`
+// (lib/activation.wgsl codes). Unused bindings get a 4-byte placeholder. A backward pass multiplies by
+// the activation derivative before the products (bias_grad.wgsl writes dz), so no variant needs it here.
 //
-// Two entry points with the same dispatch mapping: each invocation owns a 4×4 block of C, strided by the
-// workgroup size (rows ty + i·WG_Y, columns tx + j·WG_X inside a (4·WG_Y) × (4·WG_X) block);
-// grid = (ceil(N / (4·WG_X)), ceil(M / (4·WG_Y)), 1).
-//   matmul_tiled  — stages BK-deep slices of A and B in workgroup memory (barriers); fast on GPUs.
-//   matmul_direct — reads A and B straight from memory, no barriers; fast on CPU Vulkan drivers.
+// Two entry points; in both each invocation owns a block of C strided by the workgroup shape (rows
+// ty + i·WG_Y, columns tx + j·WG_X), so neighbouring invocations touch neighbouring columns:
+//   matmul_tiled  — 4×4 per invocation; stages BK-deep slices of A and B in workgroup memory (barriers).
+//                   Fast on GPUs. grid = (ceil(N / (4·WG_X)), ceil(M / (4·WG_Y)), splits).
+//   matmul_direct — 8×8 per invocation, read straight from memory, no barriers, fully unrolled: CPU
+//                   drivers run invocations as SIMD lanes, where loads cost most and 64 accumulators
+//                   per 16 loads pay. grid = (ceil(N / (8·WG_X)), ceil(M / (8·WG_Y)), splits).
 // Split-K: with grid z = S > 1, workgroup z sums only k in [z·k_chunk, (z+1)·k_chunk) and writes its
 // partial C to c[z·M·N ..]; matmul_reduce then adds the S partials. A product with a tiny output and a
 // long K (a convolution's dW) would otherwise run on one workgroup. Epilogues need S = 1.
-// Overrides: WG_X, WG_Y (workgroup shape), BK (tile depth), TRANS_A, TRANS_B, HAS_BIAS, ACT, DACT_A, DACT_B.
+// Overrides: WG_X, WG_Y (workgroup shape), BK (tile depth, tiled only).
 
 struct Params {
   M: u32,
@@ -24,67 +27,49 @@ struct Params {
   K: u32,
   k_chunk: u32,
   splits: u32,
+  a_m: u32,
+  a_k: u32,
+  b_k: u32,
+  b_n: u32,
+  has_bias: u32,
+  act: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> act_y: array<f32>;
-@group(0) @binding(5) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 override WG_X: u32 = 8;
 override WG_Y: u32 = 8;
 override BK: u32 = 8;
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override HAS_BIAS: bool = false;
-override ACT: u32 = 0;
-override DACT_A: u32 = 0;
-override DACT_B: u32 = 0;
 
 // Out-of-range rows and columns read a clamped (valid) element; their results are never stored.
 fn load_a(m: u32, k: u32) -> f32 {
-  let mm = min(m, params.M - 1u);
-  let i = select(mm * params.K + k, k * params.M + mm, TRANS_A);
-  if (DACT_A != 0u) {
-    return a[i] * activation_grad(DACT_A, act_y[i]);
-  }
-  return a[i];
+  return a[min(m, params.M - 1u) * params.a_m + k * params.a_k];
 }
 
 fn load_b(k: u32, n: u32) -> f32 {
-  let nn = min(n, params.N - 1u);
-  let i = select(k * params.N + nn, nn * params.K + k, TRANS_B);
-  if (DACT_B != 0u) {
-    return b[i] * activation_grad(DACT_B, act_y[i]);
-  }
-  return b[i];
+  return b[k * params.b_k + min(n, params.N - 1u) * params.b_n];
 }
 
-fn store_row(m: u32, n0: u32, v: vec4f, base: u32) {
+// Stores four outputs of row m at columns n0 + j·WG_X; split z writes its partial at offset z·M·N.
+fn store4(z: u32, m: u32, n0: u32, v: vec4f) {
   if (m >= params.M) {
     return;
   }
+  let base = z * params.M * params.N + m * params.N;
   for (var j = 0u; j < 4u; j++) {
     let n = n0 + j * WG_X;
     if (n < params.N) {
       var x = v[j];
-      if (HAS_BIAS) {
+      if (params.has_bias != 0u) {
         x += bias[n];
       }
-      c[base + m * params.N + n] = activate(ACT, x);
+      c[base + n] = activate(params.act, x);
     }
   }
-}
-
-// Stores a 4×4 block; split z writes its partial at offset z·M·N.
-fn store_block(z: u32, m0: u32, n0: u32, acc0: vec4f, acc1: vec4f, acc2: vec4f, acc3: vec4f) {
-  let base = z * params.M * params.N;
-  store_row(m0, n0, acc0, base);
-  store_row(m0 + WG_Y, n0, acc1, base);
-  store_row(m0 + 2u * WG_Y, n0, acc2, base);
-  store_row(m0 + 3u * WG_Y, n0, acc3, base);
 }
 
 // (BK, 4·WG_Y) slice of op(A) and (BK, 4·WG_X) slice of op(B), k-major.
@@ -134,32 +119,81 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
     }
     workgroupBarrier();
   }
-  store_block(wid.z, row0 + lid.y, col0 + lid.x, acc0, acc1, acc2, acc3);
+  let results = array(acc0, acc1, acc2, acc3);
+  for (var i = 0u; i < 4u; i++) {
+    store4(wid.z, row0 + lid.y + i * WG_Y, col0 + lid.x, results[i]);
+  }
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let m0 = wid.y * 4u * WG_Y + lid.y;
-  let n0 = wid.x * 4u * WG_X + lid.x;
-  var acc0 = vec4f(0.0);
-  var acc1 = vec4f(0.0);
-  var acc2 = vec4f(0.0);
-  var acc3 = vec4f(0.0);
+  let m0 = wid.y * 8u * WG_Y + lid.y;
+  let n0 = wid.x * 8u * WG_X + lid.x;
+  let n1 = n0 + 4u * WG_X;
+  // Offsets of the invocation's 8 rows of op(A) and 8 columns of op(B), clamped; k adds k·a_k and k·b_k.
+  let step_m = vec4u(0u, 1u, 2u, 3u) * WG_Y;
+  let step_n = vec4u(0u, 1u, 2u, 3u) * WG_X;
+  let last_m = vec4u(params.M - 1u);
+  let last_n = vec4u(params.N - 1u);
+  let rows_lo = min(vec4u(m0) + step_m, last_m) * params.a_m;
+  let rows_hi = min(vec4u(m0 + 4u * WG_Y) + step_m, last_m) * params.a_m;
+  let cols_lo = min(vec4u(n0) + step_n, last_n) * params.b_n;
+  let cols_hi = min(vec4u(n1) + step_n, last_n) * params.b_n;
+  // c<row><half>: row i of the block, columns 0–3 (half 0) or 4–7 (half 1).
+  var c00 = vec4f(0.0);
+  var c01 = vec4f(0.0);
+  var c10 = vec4f(0.0);
+  var c11 = vec4f(0.0);
+  var c20 = vec4f(0.0);
+  var c21 = vec4f(0.0);
+  var c30 = vec4f(0.0);
+  var c31 = vec4f(0.0);
+  var c40 = vec4f(0.0);
+  var c41 = vec4f(0.0);
+  var c50 = vec4f(0.0);
+  var c51 = vec4f(0.0);
+  var c60 = vec4f(0.0);
+  var c61 = vec4f(0.0);
+  var c70 = vec4f(0.0);
+  var c71 = vec4f(0.0);
   let k_end = min(params.K, (wid.z + 1u) * params.k_chunk);
   for (var k = wid.z * params.k_chunk; k < k_end; k++) {
-    let bv = vec4f(load_b(k, n0), load_b(k, n0 + WG_X), load_b(k, n0 + 2u * WG_X), load_b(k, n0 + 3u * WG_X));
-    acc0 += load_a(m0, k) * bv;
-    acc1 += load_a(m0 + WG_Y, k) * bv;
-    acc2 += load_a(m0 + 2u * WG_Y, k) * bv;
-    acc3 += load_a(m0 + 3u * WG_Y, k) * bv;
+    let ia = rows_lo + k * params.a_k;
+    let ib = rows_hi + k * params.a_k;
+    let ja = cols_lo + k * params.b_k;
+    let jb = cols_hi + k * params.b_k;
+    let a0 = vec4f(a[ia.x], a[ia.y], a[ia.z], a[ia.w]);
+    let a1 = vec4f(a[ib.x], a[ib.y], a[ib.z], a[ib.w]);
+    let b0 = vec4f(b[ja.x], b[ja.y], b[ja.z], b[ja.w]);
+    let b1 = vec4f(b[jb.x], b[jb.y], b[jb.z], b[jb.w]);
+    c00 = fma(vec4f(a0.x), b0, c00);
+    c01 = fma(vec4f(a0.x), b1, c01);
+    c10 = fma(vec4f(a0.y), b0, c10);
+    c11 = fma(vec4f(a0.y), b1, c11);
+    c20 = fma(vec4f(a0.z), b0, c20);
+    c21 = fma(vec4f(a0.z), b1, c21);
+    c30 = fma(vec4f(a0.w), b0, c30);
+    c31 = fma(vec4f(a0.w), b1, c31);
+    c40 = fma(vec4f(a1.x), b0, c40);
+    c41 = fma(vec4f(a1.x), b1, c41);
+    c50 = fma(vec4f(a1.y), b0, c50);
+    c51 = fma(vec4f(a1.y), b1, c51);
+    c60 = fma(vec4f(a1.z), b0, c60);
+    c61 = fma(vec4f(a1.z), b1, c61);
+    c70 = fma(vec4f(a1.w), b0, c70);
+    c71 = fma(vec4f(a1.w), b1, c71);
   }
-  store_block(wid.z, m0, n0, acc0, acc1, acc2, acc3);
+  // The epilogue runs as a loop, not 16 inlined copies: that keeps the code CPU drivers compile small.
+  let results = array(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
+  for (var i = 0u; i < 16u; i++) {
+    store4(wid.z, m0 + (i / 2u) * WG_Y, select(n0, n1, (i & 1u) == 1u), results[i]);
+  }
 }
 
 // Split-K reduction: total (M, N) = Σ_z partials[z] (S = splits). One invocation per output element,
 // grid (ceil(M·N / (WG_X·WG_Y)), 1, 1).
-@group(0) @binding(6) var<storage, read> partials: array<f32>;
-@group(0) @binding(7) var<storage, read_write> total: array<f32>;
+@group(0) @binding(5) var<storage, read> partials: array<f32>;
+@group(0) @binding(6) var<storage, read_write> total: array<f32>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn matmul_reduce(@builtin(local_invocation_index) lidx: u32, @builtin(workgroup_id) wid: vec3u) {

@@ -14,13 +14,18 @@ export function activationCode(act: Activation | undefined): number {
   return code;
 }
 
+const WG = 64;
+
 /** Matmul implementation: workgroup-memory tiles (GPUs) or barrier-free register blocks (CPU drivers). */
 export type MatmulVariant = "tiled" | "direct";
 
-/** Tile shapes per variant: each invocation owns 4×4 outputs; BK is the depth staged per barrier. */
-export const MATMUL_TILES: Record<MatmulVariant, { WG_X: number; WG_Y: number; BK: number }> = {
-  tiled: { WG_X: 16, WG_Y: 16, BK: 16 },
-  direct: { WG_X: 8, WG_Y: 8, BK: 1 },
+/**
+ * Shapes per variant: each invocation owns PER×PER outputs, so a workgroup covers (PER·WG_Y) × (PER·WG_X)
+ * of C; BK is the depth the tiled kernel stages per barrier.
+ */
+export const MATMUL_TILES: Record<MatmulVariant, { WG_X: number; WG_Y: number; PER: number; BK?: number }> = {
+  tiled: { WG_X: 16, WG_Y: 16, PER: 4, BK: 16 },
+  direct: { WG_X: 4, WG_Y: 4, PER: 8 },
 };
 
 export interface KernelContext {
@@ -37,39 +42,31 @@ export interface MatmulSpec {
   /** (N) added before the activation. */
   bias?: Binding;
   act?: Activation;
-  /** Fused backprop: A (or B) is dY of an activation whose forward output is `y` (same layout). */
-  dactA?: { act: Activation; y: Binding };
-  dactB?: { act: Activation; y: Binding };
 }
 
 /** c (M, N) = act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
 export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
-  if (s.dactA && s.dactB) throw new ConfigError(`${label}: only one operand can carry a fused activation gradient`);
   const variant = ctx.matmulVariant;
-  const { WG_X, WG_Y, BK } = MATMUL_TILES[variant];
-  const constants: Record<string, number | boolean> = {
-    WG_X,
-    WG_Y,
-    TRANS_A: !!s.transA,
-    TRANS_B: !!s.transB,
-    HAS_BIAS: !!s.bias,
-    ACT: activationCode(s.act),
-    DACT_A: s.dactA ? activationCode(s.dactA.act) : 0,
-    DACT_B: s.dactB ? activationCode(s.dactB.act) : 0,
-  };
-  if (variant === "tiled") constants.BK = BK;
-  const k = await ctx.kernels.kernel("matmul.wgsl", `matmul_${variant}`, constants);
-  const ph = ctx.kernels.placeholder;
+  const { WG_X, WG_Y, PER, BK } = MATMUL_TILES[variant];
+  // One pipeline per variant: transposes are strides and the epilogue is a uniform (see matmul.wgsl).
+  const k = await ctx.kernels.kernel("matmul.wgsl", `matmul_${variant}`, BK ? { WG_X, WG_Y, BK } : { WG_X, WG_Y });
   const kChunk = Math.ceil(s.K / split);
   const splits = Math.ceil(s.K / kChunk);
-  const grid: [number, number, number] = [Math.ceil(s.N / (4 * WG_X)), Math.ceil(s.M / (4 * WG_Y)), splits];
-  return new Dispatch(ctx.kernels.device, k, { a, b, c, bias: s.bias ?? ph, act_y: s.dactA?.y ?? s.dactB?.y ?? ph }, grid, { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits }, label);
+  const grid: [number, number, number] = [Math.ceil(s.N / (PER * WG_X)), Math.ceil(s.M / (PER * WG_Y)), splits];
+  const strides = {
+    a_m: s.transA ? 1 : s.K,
+    a_k: s.transA ? s.M : 1,
+    b_k: s.transB ? 1 : s.N,
+    b_n: s.transB ? s.K : 1,
+  };
+  const uniforms = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits, ...strides, has_bias: s.bias ? 1 : 0, act: activationCode(s.act) };
+  return new Dispatch(ctx.kernels.device, k, { a, b, c, bias: s.bias ?? ctx.kernels.placeholder }, grid, uniforms, label);
 }
 
 /** How many K-splits a product needs so that a small output with a long K still fills the adapter. */
 export function splitsFor(M: number, N: number, K: number, variant: MatmulVariant): number {
-  const { WG_X, WG_Y } = MATMUL_TILES[variant];
-  const workgroups = Math.ceil(N / (4 * WG_X)) * Math.ceil(M / (4 * WG_Y));
+  const { WG_X, WG_Y, PER } = MATMUL_TILES[variant];
+  const workgroups = Math.ceil(N / (PER * WG_X)) * Math.ceil(M / (PER * WG_Y));
   if (workgroups >= 32 || K < 1024) return 1;
   return Math.min(64, Math.ceil(32 / workgroups), Math.floor(K / 256));
 }
@@ -79,14 +76,12 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
   if (splits <= 1) return [await matmul(ctx, a, b, c, s, label)];
   if (s.bias || (s.act ?? "linear") !== "linear") throw new ConfigError(`${label}: split-K products cannot fuse a bias or activation`);
   const partial = await matmul(ctx, a, b, partials, s, `${label} (split-K)`, splits);
-  const { WG_X, WG_Y } = MATMUL_TILES[ctx.matmulVariant];
-  const rk = await ctx.kernels.kernel("matmul.wgsl", "matmul_reduce", { WG_X, WG_Y });
-  const grid: [number, number, number] = [Math.ceil((s.M * s.N) / (WG_X * WG_Y)), 1, 1];
-  const u = { M: s.M, N: s.N, K: s.K, k_chunk: Math.ceil(s.K / splits), splits: partial.grid[2] };
+  const rk = await ctx.kernels.kernel("matmul.wgsl", "matmul_reduce", { WG_X: WG, WG_Y: 1 });
+  const grid: [number, number, number] = [Math.ceil((s.M * s.N) / WG), 1, 1];
+  const u = { M: s.M, N: s.N, K: s.K, k_chunk: Math.ceil(s.K / splits), splits: partial.grid[2], a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0 };
   return [partial, new Dispatch(ctx.kernels.device, rk, { partials, total: c }, grid, u, `${label} (sum of splits)`)];
 }
 
-const WG = 64;
 
 /** cols (B·OH·OW, KH·KW·C) from x (B, H, W, C). */
 export async function im2col(ctx: KernelContext, x: Binding, cols: Binding, p: WindowPlan, label = "im2col"): Promise<Dispatch> {
@@ -135,10 +130,18 @@ export async function activationBackward(ctx: KernelContext, y: Binding, dy: Bin
   return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG), { n }, label);
 }
 
-/** db (N) = column sums of dy (R, N), through act'(y) when `dact` is given. */
-export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding, R: number, N: number, dact?: { act: Activation; y: Binding }, label = "bias_grad"): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", { WG, DACT: dact ? activationCode(dact.act) : 0 });
-  return new Dispatch(ctx.kernels.device, k, { dy, act_y: dact?.y ?? ctx.kernels.placeholder, db }, [N, 1, 1], { R, N }, label);
+/**
+ * The backward pass through a layer's bias and activation: dz = dy · act'(y) (written when `dact` is given
+ * and not linear) and db (N) = column sums of dz (when `db` is given). One pass over dy (R, N), so the
+ * products that follow read dz as it is.
+ */
+export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | undefined, R: number, N: number, dact?: { act: Activation; y: Binding; dz: Binding }, label = "bias_grad"): Promise<Dispatch> {
+  const act = activationCode(dact?.act);
+  if (!db && act === 0) throw new ConfigError(`${label}: nothing to compute (no bias and a linear activation)`);
+  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", { WG });
+  const { placeholder, placeholderOut } = ctx.kernels;
+  const buffers = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: db ?? placeholderOut };
+  return new Dispatch(ctx.kernels.device, k, buffers, [N, 1, 1], { R, N, act, has_db: db ? 1 : 0 }, label);
 }
 
 export interface SoftmaxXentIo {

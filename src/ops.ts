@@ -43,30 +43,34 @@ export async function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Promi
   return c;
 }
 
-/** Gradients of y = act(op(a)·op(b) + bias) given y and dy; the activation derivative is fused into the products. */
+/** Gradients of y = act(op(a)·op(b) + bias) given y and dy: dz = dy · act'(y) and dbias in one pass, then the products. */
 export async function matmulBackward(a: Tensor, b: Tensor, y: Tensor, dy: Tensor, o: MatmulOptions = {}): Promise<{ da: Tensor; db: Tensor; dbias: Tensor }> {
   const e = a.engine;
   const { M, N, K: Kd } = matmulDims(a, b, o, "matmulBackward");
   same(y, dy, "matmulBackward", "y", "dy");
   if (y.shape.join() !== `${M},${N}`) throw new ShapeError(`matmulBackward: y must have shape [${M}, ${N}], got [${y.shape}]`);
   const act = o.activation ?? "linear";
-  const dz = { act, y: y.buffer };
   const ta = !!o.transposeA;
   const tb = !!o.transposeB;
   const da = e.empty(a.shape, "f32", "matmul da");
   const db = e.empty(b.shape, "f32", "matmul db");
   const dbias = e.empty([N], "f32", "matmul dbias");
-  await e.run([
-    // dA = dZ·op(B)ᵀ, or its transpose op(B)·dZᵀ when A is stored transposed.
-    ta
-      ? await K.matmul(e, b.buffer, dy.buffer, da.buffer, { M: Kd, N: M, K: N, transA: tb, transB: true, dactB: dz }, "matmul dA")
-      : await K.matmul(e, dy.buffer, b.buffer, da.buffer, { M, N: Kd, K: N, transB: !tb, dactA: dz }, "matmul dA"),
-    // dB = op(A)ᵀ·dZ, or dZᵀ·op(A) when B is stored transposed.
-    tb
-      ? await K.matmul(e, dy.buffer, a.buffer, db.buffer, { M: N, N: Kd, K: M, transA: true, transB: ta, dactA: dz }, "matmul dB")
-      : await K.matmul(e, a.buffer, dy.buffer, db.buffer, { M: Kd, N, K: M, transA: !ta, dactB: dz }, "matmul dB"),
-    await K.biasGrad(e, dy.buffer, dbias.buffer, M, N, dz),
-  ]);
+  const dzBuf = act === "linear" ? undefined : e.createBuffer(M * N * 4, "matmul dz", false);
+  const dz = dzBuf ?? dy.buffer;
+  await e.run(
+    [
+      await K.biasGrad(e, dy.buffer, dbias.buffer, M, N, dzBuf && { act, y: y.buffer, dz: dzBuf }, "matmul dz, dbias"),
+      // dA = dZ·op(B)ᵀ, or its transpose op(B)·dZᵀ when A is stored transposed.
+      ta
+        ? await K.matmul(e, b.buffer, dz, da.buffer, { M: Kd, N: M, K: N, transA: tb, transB: true }, "matmul dA")
+        : await K.matmul(e, dz, b.buffer, da.buffer, { M, N: Kd, K: N, transB: !tb }, "matmul dA"),
+      // dB = op(A)ᵀ·dZ, or dZᵀ·op(A) when B is stored transposed.
+      tb
+        ? await K.matmul(e, dz, a.buffer, db.buffer, { M: N, N: Kd, K: M, transA: true, transB: ta }, "matmul dB")
+        : await K.matmul(e, a.buffer, dz, db.buffer, { M: Kd, N, K: M, transA: !ta }, "matmul dB"),
+    ],
+    dzBuf ? [dzBuf] : [],
+  );
   return { da, db, dbias };
 }
 
@@ -107,7 +111,7 @@ export async function conv2d(x: Tensor, w: Tensor, o: Conv2dOptions = {}): Promi
   return y;
 }
 
-/** Gradients of conv2d: dW = colsᵀ·dZ, dX = col2im(dZ·Wᵀ), db = Σ dZ, with dZ = dy · act'(y) fused. */
+/** Gradients of conv2d: dZ = dy · act'(y) and db = Σ dZ in one pass, then dW = colsᵀ·dZ and dX = col2im(dZ·Wᵀ). */
 export async function conv2dBackward(x: Tensor, w: Tensor, y: Tensor, dy: Tensor, o: Conv2dOptions = {}): Promise<{ dx: Tensor; dw: Tensor; db: Tensor }> {
   const e = x.engine;
   const { p, F } = convPlan(x, w, o, "conv2dBackward");
@@ -115,9 +119,11 @@ export async function conv2dBackward(x: Tensor, w: Tensor, y: Tensor, dy: Tensor
   if (y.shape.join() !== [p.B, p.OH, p.OW, F].join()) throw new ShapeError(`conv2dBackward: y must have shape [${[p.B, p.OH, p.OW, F]}], got [${y.shape}]`);
   const rows = p.B * p.OH * p.OW;
   const depth = p.KH * p.KW * p.C;
-  const dz = { act: o.activation ?? "linear", y: y.buffer };
+  const act = o.activation ?? "linear";
   const cols = e.createBuffer(rows * depth * 4, "conv2d cols", false);
   const dcols = e.createBuffer(rows * depth * 4, "conv2d dcols", false);
+  const dzBuf = act === "linear" ? undefined : e.createBuffer(rows * F * 4, "conv2d dz", false);
+  const dz = dzBuf ?? dy.buffer;
   const splits = K.splitsFor(depth, F, rows, e.matmulVariant);
   const partials = e.createBuffer(splits * depth * F * 4, "conv2d dW partials", false);
   const dx = e.empty(x.shape, "f32", "conv2d dx");
@@ -125,13 +131,13 @@ export async function conv2dBackward(x: Tensor, w: Tensor, y: Tensor, dy: Tensor
   const db = e.empty([F], "f32", "conv2d db");
   await e.run(
     [
+      await K.biasGrad(e, dy.buffer, db.buffer, rows, F, dzBuf && { act, y: y.buffer, dz: dzBuf }, "conv2d dz, db"),
       await K.im2col(e, x.buffer, cols, p),
-      ...(await K.matmulSplitK(e, cols, dy.buffer, dw.buffer, partials, { M: depth, N: F, K: rows, transA: true, dactB: dz }, splits, "conv2d dW")),
-      await K.matmul(e, dy.buffer, w.buffer, dcols, { M: rows, N: depth, K: F, transB: true, dactA: dz }, "conv2d dcols"),
+      ...(await K.matmulSplitK(e, cols, dz, dw.buffer, partials, { M: depth, N: F, K: rows, transA: true }, splits, "conv2d dW")),
+      await K.matmul(e, dz, w.buffer, dcols, { M: rows, N: depth, K: F, transB: true }, "conv2d dcols"),
       await K.col2im(e, dcols, dx.buffer, p),
-      await K.biasGrad(e, dy.buffer, db.buffer, rows, F, dz, "conv2d db"),
     ],
-    [cols, dcols, partials],
+    [cols, dcols, partials, ...(dzBuf ? [dzBuf] : [])],
   );
   return { dx, dw, db };
 }

@@ -6,7 +6,7 @@ import { STORAGE_USAGE } from "./gpu/flags.ts";
 import { MATMUL_TILES, matmul, type MatmulVariant } from "./kernels.ts";
 
 const VARIANTS = Object.keys(MATMUL_TILES) as MatmulVariant[];
-const KEY = "gradwgsl.matmul-tuning.v1";
+const KEY = "gradwgsl.matmul-tuning.v2";
 
 function adapterKey(r: AdapterReport): string {
   return `${r.runtime}|${r.vendor}|${r.architecture}|${r.device}|${r.description}`;
@@ -30,7 +30,7 @@ async function store(): Promise<Store> {
     const path = await import("node:path");
     const os = await import("node:os");
     const dir = process.env.GRADWGSL_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "gradwgsl");
-    const file = path.join(dir, "matmul-tuning.json");
+    const file = path.join(dir, "matmul-tuning.v2.json");
     return {
       get: async () => JSON.parse(await fs.readFile(file, "utf8").catch(() => "{}")),
       set: async (all) => {

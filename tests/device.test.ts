@@ -58,7 +58,7 @@ describe("matmul autotuning", () => {
       expect(first.measured).toBeDefined();
       const fastest = first.measured!.direct <= first.measured!.tiled ? "direct" : "tiled";
       expect(first.variant).toBe(fastest);
-      const cache = JSON.parse(await readFile(join(dir, "matmul-tuning.json"), "utf8"));
+      const cache = JSON.parse(await readFile(join(dir, "matmul-tuning.v2.json"), "utf8"));
       expect(Object.values(cache)).toEqual([fastest]);
       const again = await tunedMatmul(e.kernels, e.gpu.report);
       expect(again).toEqual({ variant: fastest }); // from the cache, not measured

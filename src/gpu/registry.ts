@@ -114,12 +114,15 @@ export class KernelRegistry {
   private readonly kernels = new Map<string, Promise<Kernel>>();
   /** A 4-byte buffer for bindings an entry point declares but a configuration does not read. */
   readonly placeholder: GPUBuffer;
+  /** The same for writable bindings a configuration never writes (one buffer cannot be bound both ways). */
+  readonly placeholderOut: GPUBuffer;
 
   constructor(
     readonly device: GPUDevice,
     private readonly sources: Readonly<Record<string, string>> = shaderSources,
   ) {
     this.placeholder = device.createBuffer({ label: "placeholder (unused binding)", size: 16, usage: BufferUsage.STORAGE });
+    this.placeholderOut = device.createBuffer({ label: "placeholder (unused output)", size: 16, usage: BufferUsage.STORAGE });
   }
 
   private parsed(file: string): ParsedFile {

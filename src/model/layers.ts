@@ -120,6 +120,17 @@ function positive(v: number, name: string, what: string): void {
   if (!Number.isInteger(v) || v < 1) throw new ConfigError(`layer ${name}: ${what} must be a positive integer, got ${v}`);
 }
 
+/**
+ * The backward pass through a layer's activation and bias: dz = dy · act'(y) into the shared "dz" scratch
+ * (a linear layer's dz is dy itself) and db, in one pass; the products for dW and dX then read dz.
+ */
+async function activationAndBias(ctx: KernelContext, io: LayerIo, act: Act, R: number, N: number, name: string): Promise<{ dz: Binding; out: Dispatch[] }> {
+  const db = io.grads[1];
+  if (act === "linear") return { dz: io.dy, out: db ? [await K.biasGrad(ctx, io.dy, db, R, N, undefined, `${name} db`)] : [] };
+  const dz = io.scratch("dz");
+  return { dz, out: [await K.biasGrad(ctx, io.dy, db, R, N, { act, y: io.y, dz }, db ? `${name} dz, db` : `${name} dz`)] };
+}
+
 const pool = <Kd extends "maxPooling2d" | "averagePooling2d">(kind: "max" | "avg"): LayerRule<Kd> => ({
   outputShape: (c, s, name) => {
     const p = poolWindow(c, s, 1, name);
@@ -156,7 +167,7 @@ export const LAYER_RULES: { [Kd in LayerKind]: LayerRule<Kd> } = {
       const depth = p.KH * p.KW * p.C;
       const rows = p.B * p.OH * p.OW;
       // dW partials for split-K (sized for the most splits any variant picks).
-      return { dcols: rows * depth, partials: 64 * depth * c.filters };
+      return { dcols: rows * depth, partials: 64 * depth * c.filters, dz: fused(c.activation) === "linear" ? 0 : rows * c.filters };
     },
     forward: async (ctx, c, io, name) => {
       const p = convWindow(c, io.inShape, io.B, name);
@@ -172,15 +183,14 @@ export const LAYER_RULES: { [Kd in LayerKind]: LayerRule<Kd> } = {
       const p = convWindow(c, io.inShape, io.B, name);
       const rows = p.B * p.OH * p.OW;
       const depth = p.KH * p.KW * p.C;
-      const dz = { act: fused(c.activation), y: io.y };
+      const { dz, out } = await activationAndBias(ctx, io, fused(c.activation), rows, c.filters, name);
       const cols = io.keep("cols", rows * depth);
       // dW is (KH·KW·C) × filters, a small output over a long K = B·OH·OW: split K to use the adapter.
       const splits = K.splitsFor(depth, c.filters, rows, ctx.matmulVariant);
-      const out = await K.matmulSplitK(ctx, cols, io.dy, io.grads[0]!, io.scratch("partials"), { M: depth, N: c.filters, K: rows, transA: true, dactB: dz }, splits, `${name} dW`);
-      if (io.grads[1]) out.push(await K.biasGrad(ctx, io.dy, io.grads[1], rows, c.filters, dz, `${name} db`));
+      out.push(...(await K.matmulSplitK(ctx, cols, dz, io.grads[0]!, io.scratch("partials"), { M: depth, N: c.filters, K: rows, transA: true }, splits, `${name} dW`)));
       if (io.dx) {
         const dcols = io.scratch("dcols");
-        out.push(await K.matmul(ctx, io.dy, io.params[0]!, dcols, { M: rows, N: depth, K: c.filters, transB: true, dactA: dz }, `${name} dcols`));
+        out.push(await K.matmul(ctx, dz, io.params[0]!, dcols, { M: rows, N: depth, K: c.filters, transB: true }, `${name} dcols`));
         out.push(await K.col2im(ctx, dcols, io.dx, p, `${name} col2im`));
       }
       return out;
@@ -202,15 +212,15 @@ export const LAYER_RULES: { [Kd in LayerKind]: LayerRule<Kd> } = {
       return [c.units];
     },
     params: (c, s) => denseParams(s[0]!, c.units, c.useBias ?? true, c.kernelRegularizer?.l2 ?? 0),
+    scratch: (c, _s, B) => ({ dz: fused(c.activation) === "linear" ? 0 : B * c.units }),
     forward: async (ctx, c, io, name) => [
       await K.matmul(ctx, io.x, io.params[0]!, io.y, { M: io.B, N: c.units, K: io.inShape[0]!, bias: io.params[1], act: fused(c.activation) }, `${name} forward`),
     ],
     backward: async (ctx, c, io, name) => {
       const IN = io.inShape[0]!;
-      const dz = { act: fused(c.activation), y: io.y };
-      const out = [await K.matmul(ctx, io.x, io.dy, io.grads[0]!, { M: IN, N: c.units, K: io.B, transA: true, dactB: dz }, `${name} dW`)];
-      if (io.grads[1]) out.push(await K.biasGrad(ctx, io.dy, io.grads[1], io.B, c.units, dz, `${name} db`));
-      if (io.dx) out.push(await K.matmul(ctx, io.dy, io.params[0]!, io.dx, { M: io.B, N: IN, K: c.units, transB: true, dactA: dz }, `${name} dX`));
+      const { dz, out } = await activationAndBias(ctx, io, fused(c.activation), io.B, c.units, name);
+      out.push(await K.matmul(ctx, io.x, dz, io.grads[0]!, { M: IN, N: c.units, K: io.B, transA: true }, `${name} dW`));
+      if (io.dx) out.push(await K.matmul(ctx, dz, io.params[0]!, io.dx, { M: io.B, N: IN, K: c.units, transB: true }, `${name} dX`));
       return out;
     },
   },

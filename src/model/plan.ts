@@ -77,7 +77,7 @@ export class Plan {
     const scratchFloats = new Map<string, number>();
     layers.forEach((l, i) => {
       const sizes = (LAYER_RULES[l.kind] as (typeof LAYER_RULES)["conv2d"]).scratch?.(l.config as never, m.shapes[i]!, B, l.name) ?? {};
-      for (const [role, n] of Object.entries(sizes)) scratchFloats.set(role, Math.max(scratchFloats.get(role) ?? 0, n));
+      for (const [role, n] of Object.entries(sizes)) if (n > 0) scratchFloats.set(role, Math.max(scratchFloats.get(role) ?? 0, n));
     });
     const scratch = new Map([...scratchFloats].map(([role, n]) => [role, this.own(e.createBuffer(n * 4, `scratch ${role}`))]));
     for (let i = 0; i < layers.length; i++) {
