@@ -16,7 +16,7 @@ try {
   const cases = (q.get("cases")?.split(",") ?? [...CASES]) as CaseName[];
   const reps = Number(q.get("reps") ?? 5);
   const probe = await Engine.create();
-  const adapter = probe.describe();
+  const adapter = `${probe.describe()}; matmul kernel: ${probe.matmulVariant} (autotuned)`;
   probe.dispose();
   await tf.setBackend("webgpu");
   await tf.ready();

@@ -32,7 +32,7 @@ async function inNode(): Promise<Omit<BenchRun, "date" | "machine">> {
   process.env.MESA_SHADER_CACHE_DISABLE ??= "true";
   const { Engine } = await import("../src/engine.ts");
   const probe = await Engine.create();
-  const adapter = probe.describe();
+  const adapter = `${probe.describe()}; matmul kernel: ${probe.matmulVariant} (autotuned)`;
   const icd = probe.gpu.report.icd;
   probe.dispose();
   // TF.js's WebGPU backend looks for navigator.gpu: give it Dawn on the same Vulkan driver.
@@ -60,7 +60,7 @@ async function inBrowser(): Promise<Omit<BenchRun, "date" | "machine">> {
     headless: true,
     // SwiftShader can keep the page busy for minutes on the large cases; wait as long as it takes.
     protocolTimeout: 0,
-    args: ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader", "--disable-gpu-shader-disk-cache", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
   try {
     const page = await browser.newPage();
