@@ -1,5 +1,6 @@
 // One training step on the GPU against a float64 CPU reference, from identical weights and batch:
-// the reference CNN with softmax cross-entropy, an MLP with MSE and one with binary cross-entropy.
+// the reference CNN with softmax cross-entropy, MLPs with MSE (with and without biases), soft-target
+// cross-entropy and binary cross-entropy.
 import { afterAll, describe, expect, it } from "vitest";
 import { Dense, Sequential, referenceCnn } from "../src/index.ts";
 import type { Engine } from "../src/engine.ts";
@@ -55,6 +56,15 @@ const cases: Case[] = [
     y: (n, k) => Array.from({ length: n * k }, (_, i) => ((i % k) + 1) / ((k * (k + 1)) / 2)),
   },
   {
+    // Without biases: the relu layer's backward writes dz only; the linear one needs no pass at all.
+    name: "MLP without biases, mean squared error",
+    model: () => new Sequential([Dense({ units: 8, activation: "relu", useBias: false, inputShape: [5] }), Dense({ units: 3, activation: "linear", useBias: false })]),
+    refLayers: [{ kind: "dense", units: 8, act: "relu", bias: false }, { kind: "dense", units: 3, act: "linear", bias: false }],
+    inputShape: [5],
+    loss: "meanSquaredError",
+    y: (n, k) => Array.from(randomArray(n * k, 98)),
+  },
+  {
     name: "MLP, binary cross-entropy",
     model: () => new Sequential([Dense({ units: 11, activation: "relu", inputShape: [5] }), Dense({ units: 4, activation: "sigmoid" })]),
     refLayers: [{ kind: "dense", units: 11, act: "relu" }, { kind: "dense", units: 4, act: "sigmoid" }],
@@ -81,7 +91,7 @@ describe("one training step: GPU vs float64 reference", () => {
         const before = await model.getWeights();
         const inSize = c.inputShape.reduce((a, b) => a * b, 1);
         const x = Float32Array.from(randomArray(B * inSize, 11, 0, 1));
-        const K = before[before.length - 1]!.shape[0]!;
+        const K = before[before.length - 1]!.shape.at(-1)!; // the last layer's units (bias [N] or kernel [IN, N])
         const y = c.y(B, K);
         await model.fit(x, y, { epochs: 1, batchSize: B, shuffle: false });
         const after = await model.getWeights();

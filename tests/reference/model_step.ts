@@ -6,13 +6,13 @@ export type RefLayer =
   | { kind: "conv2d"; filters: number; k: number; act: ref.Activation }
   | { kind: "maxPool"; p: number }
   | { kind: "flatten" }
-  | { kind: "dense"; units: number; act: ref.Activation | "softmax" };
+  | { kind: "dense"; units: number; act: ref.Activation | "softmax"; bias?: false };
 
 export interface RefStep {
   layers: RefLayer[];
   inputShape: number[];
   loss: "sparseCategoricalCrossentropy" | "categoricalCrossentropy" | "meanSquaredError" | "binaryCrossentropy";
-  /** Parameters in layer order: kernel then bias for each layer with parameters. */
+  /** Parameters in layer order: kernel then bias (unless `bias: false`) for each layer with parameters. */
   params: Float64Array[];
   x: ArrayLike<number>;
   y: ArrayLike<number>;
@@ -50,7 +50,7 @@ export function referenceGradients(s: RefStep): Float64Array[] {
       tape.push({ l, x, y: h, inShape });
     } else {
       const w = s.params[pi++]!;
-      const b = s.params[pi++]!;
+      const b = l.bias === false ? null : s.params[pi++]!;
       h = ref.dense(x, w, b, B, shape[0]!, l.units, l.act === "softmax" ? "linear" : l.act);
       shape = [l.units];
       tape.push({ l, x, y: h, inShape, w, b });
@@ -78,7 +78,7 @@ export function referenceGradients(s: RefStep): Float64Array[] {
       dy = ref.maxPool2dBackward(x, dy, { B, H, W, C, PH: l.p, PW: l.p, SH: l.p, SW: l.p, padding: "valid" });
     } else if (l.kind === "dense") {
       const r = ref.denseBackward(x, w!, y, dy, B, inShape[0]!, l.units, l.act === "softmax" ? "linear" : l.act);
-      grads.unshift(r.dw, r.db);
+      grads.unshift(...(l.bias === false ? [r.dw] : [r.dw, r.db]));
       dy = r.dx;
     }
   }
