@@ -50,8 +50,8 @@ export function referenceGradients(s: RefStep): Float64Array[] {
       tape.push({ l, x, y: h, inShape });
     } else {
       const w = s.params[pi++]!;
-      const b = l.bias === false ? null : s.params[pi++]!;
-      h = ref.dense(x, w, b, B, shape[0]!, l.units, l.act === "softmax" ? "linear" : l.act);
+      const b = l.bias === false ? undefined : s.params[pi++]!;
+      h = ref.dense(x, w, b ?? null, B, shape[0]!, l.units, l.act === "softmax" ? "linear" : l.act);
       shape = [l.units];
       tape.push({ l, x, y: h, inShape, w, b });
     }
