@@ -82,7 +82,6 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
   return [partial, new Dispatch(ctx.kernels.device, rk, { partials, total: c }, grid, u, `${label} (sum of splits)`)];
 }
 
-
 /** cols (B·OH·OW, KH·KW·C) from x (B, H, W, C). */
 export async function im2col(ctx: KernelContext, x: Binding, cols: Binding, p: WindowPlan, label = "im2col"): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("im2col.wgsl", "im2col", { WG });
