@@ -2,6 +2,7 @@
 // adapter in the same run. Shared by the browser page (puppeteer) and the Node runner (Dawn).
 import type * as TF from "@tensorflow/tfjs";
 import { Engine } from "../src/engine.ts";
+import { BufferUsage, MapMode } from "../src/gpu/flags.ts";
 import { Dispatch } from "../src/gpu/registry.ts";
 import * as K from "../src/kernels.ts";
 import { referenceCnn } from "../src/index.ts";
@@ -20,6 +21,9 @@ export interface CaseResult {
   higherIsBetter: boolean;
   ours?: Stats;
   tfjs?: Stats;
+  /** The same figure from GPU time alone (timestamp queries), where the adapter offers timestamp-query. */
+  oursGpu?: Stats;
+  tfjsGpu?: Stats;
   note?: string;
 }
 
@@ -54,6 +58,65 @@ async function time(reps: number, once: () => Promise<void>): Promise<number[]> 
     out.push(performance.now() - t0);
   }
   return out;
+}
+
+/**
+ * GPU time of one compute pass, from timestamp queries: what the adapter spent running the kernels,
+ * without submission, scheduling or readback. Absent where the device lacks timestamp-query.
+ */
+class GpuClock {
+  private readonly set: GPUQuerySet;
+  private readonly resolved: GPUBuffer;
+  private readonly readback: GPUBuffer;
+
+  private constructor(private readonly device: GPUDevice) {
+    this.set = device.createQuerySet({ label: "bench timestamps", type: "timestamp", count: 2 });
+    this.resolved = device.createBuffer({ label: "bench timestamps (resolved)", size: 16, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
+    this.readback = device.createBuffer({ label: "bench timestamps (read)", size: 16, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+  }
+
+  static of(engine: Engine): GpuClock | undefined {
+    return engine.device.features.has("timestamp-query") ? new GpuClock(engine.device) : undefined;
+  }
+
+  /** Milliseconds of GPU time for the dispatches `encode` records into one pass. */
+  async pass(encode: (pass: GPUComputePassEncoder) => void): Promise<number> {
+    const enc = this.device.createCommandEncoder({ label: "bench timed pass" });
+    const pass = enc.beginComputePass({ timestampWrites: { querySet: this.set, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+    encode(pass);
+    pass.end();
+    enc.resolveQuerySet(this.set, 0, 2, this.resolved, 0);
+    enc.copyBufferToBuffer(this.resolved, 0, this.readback, 0, 16);
+    this.device.queue.submit([enc.finish()]);
+    await this.readback.mapAsync(MapMode.READ);
+    const [t0, t1] = new BigUint64Array(this.readback.getMappedRange().slice(0));
+    this.readback.unmap();
+    return Number(t1! - t0!) / 1e6;
+  }
+
+  /** Warm-up, then `reps` timed passes. */
+  async time(reps: number, encode: (pass: GPUComputePassEncoder) => void): Promise<number[]> {
+    await this.pass(encode);
+    const out: number[] = [];
+    for (let i = 0; i < reps; i++) out.push(await this.pass(encode));
+    return out;
+  }
+
+  destroy(): void {
+    this.set.destroy();
+    this.resolved.destroy();
+    this.readback.destroy();
+  }
+}
+
+/** TF.js's own GPU time for `f` (tf.time's kernelMs), where its backend can measure it. */
+async function tfGpuMs(tf: typeof TF, f: () => TF.Tensor): Promise<number | undefined> {
+  let out: TF.Tensor | undefined;
+  const info = await tf.time(() => {
+    out = f();
+  });
+  out?.dispose();
+  return typeof info.kernelMs === "number" && info.kernelMs > 0 ? info.kernelMs : undefined;
 }
 
 /** Waits until TF.js has computed `t`: reading one element forces its (lazily submitted) work to finish. */
@@ -94,9 +157,13 @@ async function matmulCase(env: BenchEnv, engine: Engine, n: number): Promise<Cas
     engine.device.queue.submit([enc.finish()]);
     await engine.read(c.buffer, 4);
   });
+  const clock = GpuClock.of(engine);
+  const gpu = await clock?.time(reps, (pass) => d.encode(pass));
+  clock?.destroy();
   d.destroy();
   for (const t of [a, b, c]) t.dispose();
-  const r: CaseResult = { name: `matmul ${n}×${n}×${n}`, unit: "GFLOP/s", higherIsBetter: true, ours: stats(ours.map((ms) => flops / ms / 1e6)) };
+  const gflops = (ms: number[]) => stats(ms.map((v) => flops / v / 1e6));
+  const r: CaseResult = { name: `matmul ${n}×${n}×${n}`, unit: "GFLOP/s", higherIsBetter: true, ours: gflops(ours), oursGpu: gpu && gflops(gpu) };
   const tf = env.tf;
   if (tf) {
     const ta = tf.randomNormal([n, n]);
@@ -106,9 +173,15 @@ async function matmulCase(env: BenchEnv, engine: Engine, n: number): Promise<Cas
       await tfDone(tf, tc);
       tc.dispose();
     });
+    const theirsGpu: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const ms = await tfGpuMs(tf, () => tf.matMul(ta, tb));
+      if (ms !== undefined) theirsGpu.push(ms);
+    }
     ta.dispose();
     tb.dispose();
-    r.tfjs = stats(theirs.map((ms) => flops / ms / 1e6));
+    r.tfjs = gflops(theirs);
+    if (theirsGpu.length) r.tfjsGpu = gflops(theirsGpu);
   }
   return r;
 }
@@ -128,17 +201,21 @@ async function cnnLayers(env: BenchEnv, engine: Engine): Promise<CaseResult[]> {
     }
   }
   const out: CaseResult[] = [];
+  const clock = GpuClock.of(engine);
   for (const [key, ds] of groups) {
+    const encode = (pass: GPUComputePassEncoder) => ds.forEach((d) => d.encode(pass));
     const ms = await time(env.reps, async () => {
       const enc = engine.device.createCommandEncoder();
       const pass = enc.beginComputePass();
-      for (const d of ds) d.encode(pass);
+      encode(pass);
       pass.end();
       engine.device.queue.submit([enc.finish()]);
       await engine.device.queue.onSubmittedWorkDone();
     });
-    out.push({ name: `CNN ${key} (${ds.map((d) => d.label.split(" ").slice(1).join(" ")).join(", ")})`, unit: "ms", higherIsBetter: false, ours: stats(ms) });
+    const gpu = await clock?.time(env.reps, encode);
+    out.push({ name: `CNN ${key} (${ds.map((d) => d.label.split(" ").slice(1).join(" ")).join(", ")})`, unit: "ms", higherIsBetter: false, ours: stats(ms), oursGpu: gpu && stats(gpu) });
   }
+  clock?.destroy();
   model.dispose();
   return out;
 }
@@ -154,8 +231,17 @@ async function trainStep(env: BenchEnv, engine: Engine): Promise<CaseResult> {
   const ours = await time(env.reps, async () => {
     await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: true });
   });
+  // GPU time of one step's kernels (forward, loss, backward, optimizer) replayed in one timed pass; the
+  // batch gather and the host's side of fit() are outside it.
+  const clock = GpuClock.of(engine);
+  const plan = await model.plan(64);
+  const gpu = await clock?.time(env.reps, (pass) => {
+    for (const d of [...plan.forward, plan.trainLoss, ...plan.backward, plan.model.optimizerStep]) d.encode(pass);
+  });
+  clock?.destroy();
   model.dispose();
-  const r: CaseResult = { name: "training step, reference CNN, batch 64", unit: "samples/s", higherIsBetter: true, ours: stats(ours.map((ms) => (steps * 64) / (ms / 1000))) };
+  const rate = (ms: number[], perStep: number) => stats(ms.map((v) => (perStep * 64) / (v / 1000)));
+  const r: CaseResult = { name: "training step, reference CNN, batch 64", unit: "samples/s", higherIsBetter: true, ours: rate(ours, steps), oursGpu: gpu && rate(gpu, 1) };
   const tf = env.tf;
   if (tf) {
     const m = tfCnn(tf);

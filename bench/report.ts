@@ -17,7 +17,8 @@ export function markdown(run: BenchRun): string {
   const rows = run.cases.map((c) => {
     const ratio = c.ours && c.tfjs ? (c.higherIsBetter ? c.ours.median / c.tfjs.median : c.tfjs.median / c.ours.median) : undefined;
     const spread = (s: CaseResult["ours"]) => (s ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)}, n=${s.n})` : "—");
-    return `| ${c.name} | ${c.unit} | ${spread(c.ours)} | ${spread(c.tfjs)} | ${ratio === undefined ? "—" : `${ratio.toFixed(2)}×`} |`;
+    const gpu = (v: CaseResult["ours"]) => (v ? fmt(v.median) : "—");
+    return `| ${c.name} | ${c.unit} | ${spread(c.ours)} | ${spread(c.tfjs)} | ${ratio === undefined ? "—" : `${ratio.toFixed(2)}×`} | ${gpu(c.oursGpu)} | ${gpu(c.tfjsGpu)} |`;
   });
   return [
     `# Benchmark ${run.date}`,
@@ -26,10 +27,10 @@ export function markdown(run: BenchRun): string {
     `- adapter: ${run.adapter}`,
     `- machine: ${run.machine}`,
     "",
-    "Medians (min–max, repetitions) after a warm-up; the ratio is ours over TF.js, oriented so that > 1 means this engine is faster.",
+    "Medians (min–max, repetitions) after a warm-up, wall time from submit to result; the ratio is ours over TF.js, oriented so that > 1 means this engine is faster. The GPU columns give the same figure from GPU timestamps alone (the kernels' time on the adapter, medians), where the adapter offers timestamp-query; TF.js's come from its own tf.time().",
     "",
-    "| case | unit | this engine | TF.js 4.22 WebGPU | ratio |",
-    "| --- | --- | --- | --- | --- |",
+    "| case | unit | this engine | TF.js 4.22 WebGPU | ratio | this engine, GPU time | TF.js, GPU time |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
     ...rows,
     "",
     ...run.cases.filter((c) => c.note).map((c) => `- ${c.name}: ${c.note}`),

@@ -22,4 +22,7 @@ it("npm run bench -- --smoke writes a report with figures for both engines", { t
   expect(c.tfjs.n).toBeGreaterThanOrEqual(5);
   expect(c.ours.median).toBeGreaterThan(0);
   expect(c.tfjs.median).toBeGreaterThan(0);
+  // GPU-timestamp figures, where the adapter offers timestamp-query (SwiftShader does): finite and positive.
+  if (c.oursGpu) expect(Number.isFinite(c.oursGpu.median) && c.oursGpu.median > 0).toBe(true);
+  expect(stdout).toMatch(/\| this engine, GPU time \| TF\.js, GPU time \|/);
 });
