@@ -4,7 +4,7 @@
 // sums of dz over the batch and spatial positions (written when has_db != 0). The products for dW and dX
 // then read dz as it is, so the matmul needs no activation variant.
 // Layout: dy, act_y, dz (R, N) row-major; db (N). Dispatch: one workgroup per column, grid (N, 1, 1);
-// invocations stride over rows, then a tree reduction in workgroup memory. Overrides: WG (power of 2).
+// invocations stride over rows, then one sums their partials from workgroup memory. Overrides: WG.
 
 struct Params {
   R: u32,
@@ -40,14 +40,13 @@ fn bias_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
     return;
   }
   partial[lid.x] = sum;
+  // One barrier, then one invocation adds the WG partials (see lib/accumulate.wgsl for why not a tree).
   workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid.x < stride) {
-      partial[lid.x] += partial[lid.x + stride];
-    }
-    workgroupBarrier();
-  }
   if (lid.x == 0u) {
-    db[n] = partial[0];
+    var total = 0.0;
+    for (var i = 0u; i < WG; i++) {
+      total += partial[i];
+    }
+    db[n] = total;
   }
 }

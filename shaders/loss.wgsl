@@ -4,7 +4,7 @@
 // gradient of the batch-mean loss, and accumulates [loss sum, correct, count] on the GPU.
 // "correct" for BCE counts elements with (p > 0.5) == (t > 0.5); count then counts elements.
 // Layout: pred, truth (targets), dpred (B, K); loss (B); metrics [3]. Rows >= n_valid are padding (zero loss
-// and gradient). Dispatch: one workgroup, grid (1, 1, 1). Overrides: WG (power of two).
+// and gradient). Dispatch: one workgroup, grid (1, 1, 1). Overrides: WG.
 
 struct Params {
   B: u32,

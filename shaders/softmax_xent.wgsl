@@ -7,7 +7,7 @@
 // until the host clears it. Rows b >= n_valid pad a short last batch: they get zero loss and gradient.
 // dlogits = (softmax − onehot) / n_valid, the gradient of the batch-mean loss.
 // Dispatch: exactly one workgroup, grid (1, 1, 1); invocations stride over rows, then reduce in
-// workgroup memory, so the accumulation needs no atomics. Overrides: WG (a power of two).
+// workgroup memory, so the accumulation needs no atomics. Overrides: WG.
 
 struct Params {
   B: u32,
