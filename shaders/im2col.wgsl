@@ -13,9 +13,9 @@ struct Conv {
 }
 
 @group(0) @binding(0) var<uniform> conv: Conv;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cols: array<f32>;
-@group(0) @binding(3) var<storage, read> dcols: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dcols: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
 override WG: u32 = 64;

@@ -13,8 +13,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> pred: array<f32>;
-@group(0) @binding(2) var<storage, read> truth: array<f32>;
+@group(0) @binding(1) var<storage, read_write> pred: array<f32>;
+@group(0) @binding(2) var<storage, read_write> truth: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dpred: array<f32>;
 @group(0) @binding(5) var<storage, read_write> metrics: array<f32>;

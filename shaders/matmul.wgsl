@@ -36,9 +36,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(1) var<storage, read_write> a: array<f32>;
+@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 override WG_X: u32 = 8;
@@ -192,7 +192,7 @@ fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
 
 // Split-K reduction: total (M, N) = Σ_z partials[z] (S = splits). One invocation per output element,
 // grid (ceil(M·N / (WG_X·WG_Y)), 1, 1).
-@group(0) @binding(5) var<storage, read> partials: array<f32>;
+@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(6) var<storage, read_write> total: array<f32>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)

@@ -26,8 +26,8 @@ struct Adam {
 @group(0) @binding(0) var<uniform> sgd_params: Sgd;
 @group(0) @binding(1) var<uniform> adam_params: Adam;
 @group(0) @binding(2) var<storage, read_write> w: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read> decay: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g: array<f32>;
+@group(0) @binding(4) var<storage, read_write> decay: array<f32>;
 @group(0) @binding(5) var<storage, read_write> vel: array<f32>;
 @group(0) @binding(6) var<storage, read_write> m: array<f32>;
 @group(0) @binding(7) var<storage, read_write> v: array<f32>;
