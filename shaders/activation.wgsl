@@ -1,11 +1,13 @@
 // uses: lib/activation.wgsl lib/index.wgsl
 // activation.wgsl — element-wise activations on their own (the Activation layer, or where no matmul can
-// absorb them): y = act(x), and dx = dy · act'(y) from the forward output y.
+// absorb them): y = act(x), and dx = dy · act'(y) from the forward output y (dx += … when
+// `accumulate` != 0, so a tensor read by several layers sums its gradients in place).
 // Layout: x, y, dy, dx flat, n elements. Dispatch: one invocation per element, 2-D grid of WG-wide
 // workgroups. Overrides: ACT (0 linear, 1 relu, 2 sigmoid, 3 tanh), WG.
 
 struct Params {
   n: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -30,6 +32,10 @@ fn activation_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
 fn activation_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg, WG);
   if (i < params.n) {
-    dx[i] = dy[i] * activation_grad(ACT, y_in[i]);
+    var g = dy[i] * activation_grad(ACT, y_in[i]);
+    if (params.accumulate != 0u) {
+      g += dx[i];
+    }
+    dx[i] = g;
   }
 }

@@ -1,8 +1,9 @@
 // uses: lib/activation.wgsl
 // bias_grad.wgsl — the backward pass through a layer's activation and bias, in one pass over dy:
 // dz = dy · act'(act_y) (written when act != 0; for a linear layer dz is dy itself) and db = the column
-// sums of dz over the batch and spatial positions (written when has_db != 0). The products for dW and dX
-// then read dz as it is, so the matmul needs no activation variant.
+// sums of dz over the batch and spatial positions (written when has_db != 0; added to what db holds when
+// accumulate != 0, for a bias shared by several layers). dz is scratch and always overwritten. The
+// products for dW and dX then read dz as it is, so the matmul needs no activation variant.
 // Layout: dy, act_y, dz (R, N) row-major; db (N). Dispatch: one workgroup per column, grid (N, 1, 1);
 // invocations stride over rows, then one sums their partials from workgroup memory. Overrides: WG.
 
@@ -11,6 +12,7 @@ struct Params {
   N: u32,
   act: u32,
   has_db: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -46,6 +48,9 @@ fn bias_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
     var total = 0.0;
     for (var i = 0u; i < WG; i++) {
       total += partial[i];
+    }
+    if (params.accumulate != 0u) {
+      total += db[n];
     }
     db[n] = total;
   }

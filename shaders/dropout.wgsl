@@ -1,13 +1,16 @@
 // uses: lib/index.wgsl
 // dropout.wgsl — inverted dropout: y = x · keep / (1 − rate), keep ~ Bernoulli(1 − rate) from a hash of
 // (seed, element), so the backward pass recomputes the mask instead of storing it. rate 0 = identity.
+// The backward pass adds to what dx holds when `accumulate` != 0 (the forward pass ignores the flag).
 // Layout: x, y, dy, dx flat, n elements. Dispatch: one invocation per element, 2-D grid of WG-wide
-// workgroups. The host changes `seed` every step.
+// workgroups. The host changes `seed` every step and gives each Dropout layer its own, so masks differ
+// across layers and steps; nearby seeds (s, s + 1) give unrelated masks because the seed is hashed.
 
 struct Params {
   n: u32,
   seed: u32,
   rate: f32,
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -25,8 +28,11 @@ fn pcg(v: u32) -> u32 {
   return (word >> 22u) ^ word;
 }
 
+// Both the element and the seed are hashed before they meet: with `i ^ pcg(seed)` the mask of seed s'
+// would be the mask of seed s with elements swapped by a fixed XOR, i.e. two layers' masks would be
+// the same bits rearranged; through pcg(i) that rearrangement is itself pseudo-random.
 fn keep_scale(i: u32) -> f32 {
-  let u = f32(pcg(i ^ pcg(params.seed)) >> 8u) / 16777216.0;
+  let u = f32(pcg(pcg(i) ^ pcg(params.seed)) >> 8u) / 16777216.0;
   return select(0.0, 1.0 / (1.0 - params.rate), u >= params.rate);
 }
 
@@ -42,6 +48,10 @@ fn dropout_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workg
 fn dropout_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg, WG);
   if (i < params.n) {
-    dx[i] = dy[i] * keep_scale(i);
+    var g = dy[i] * keep_scale(i);
+    if (params.accumulate != 0u) {
+      g += dx[i];
+    }
+    dx[i] = g;
   }
 }

@@ -3,13 +3,15 @@
 //
 // Layout: x, dx (B, H, W, C) NHWC; cols, dcols (B·OH·OW, KH·KW·C), row (b·OH + oy)·OW + ox, column
 // (ky·KW + kx)·C + c. Padding is explicit: PT/PL rows/columns before the image, zeros outside it.
-// col2im is the gather form: each dx element sums the cols entries that read it, so no atomics.
+// col2im is the gather form: each dx element sums the cols entries that read it, so no atomics; with
+// `accumulate` != 0 it adds that sum to what dx holds (a tensor read by several layers).
 // Dispatch: one invocation per output element on a 2-D grid of WG-wide workgroups (lib/index.wgsl).
 
 struct Conv {
   B: u32, H: u32, W: u32, C: u32,
   KH: u32, KW: u32, SH: u32, SW: u32,
   PT: u32, PL: u32, OH: u32, OW: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> conv: Conv;
@@ -70,6 +72,9 @@ fn col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
       let ox = u32(nx) / conv.SW;
       sum += dcols[((b * conv.OH + oy) * conv.OW + ox) * ncols + (ky * conv.KW + kx) * conv.C + c];
     }
+  }
+  if (conv.accumulate != 0u) {
+    sum += dx[idx];
   }
   dx[idx] = sum;
 }

@@ -19,6 +19,9 @@
 // Split-K: with grid z = S > 1, workgroup z sums only k in [z·k_chunk, (z+1)·k_chunk) and writes its
 // partial C to c[z·M·N ..]; matmul_reduce then adds the S partials. A product with a tiny output and a
 // long K (a convolution's dW) would otherwise run on one workgroup. Epilogues need S = 1.
+// Accumulate: with accumulate != 0 the result (after the epilogue) is added to what C holds instead of
+// replacing it, so the backward passes of a tensor's consumers sum its gradient in place (llm.c's +=)
+// and fan-out needs no extra pass. Split-K partials never accumulate; matmul_reduce honours the flag.
 // Overrides: WG_X, WG_Y (workgroup shape), BK (tile depth, tiled only).
 
 struct Params {
@@ -33,6 +36,7 @@ struct Params {
   b_n: u32,
   has_bias: u32,
   act: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -67,7 +71,11 @@ fn store4(z: u32, m: u32, n0: u32, v: vec4f) {
       if (params.has_bias != 0u) {
         x += bias[n];
       }
-      c[base + n] = activate(params.act, x);
+      x = activate(params.act, x);
+      if (params.accumulate != 0u) {
+        x += c[base + n];
+      }
+      c[base + n] = x;
     }
   }
 }
@@ -190,8 +198,8 @@ fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   }
 }
 
-// Split-K reduction: total (M, N) = Σ_z partials[z] (S = splits). One invocation per output element,
-// grid (ceil(M·N / (WG_X·WG_Y)), 1, 1).
+// Split-K reduction: total (M, N) (+)= Σ_z partials[z] (S = splits), summed in z order so the result is
+// deterministic. One invocation per output element, grid (ceil(M·N / (WG_X·WG_Y)), 1, 1).
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(6) var<storage, read_write> total: array<f32>;
 
@@ -205,6 +213,9 @@ fn matmul_reduce(@builtin(local_invocation_index) lidx: u32, @builtin(workgroup_
   var sum = 0.0;
   for (var z = 0u; z < params.splits; z++) {
     sum += partials[z * mn + i];
+  }
+  if (params.accumulate != 0u) {
+    sum += total[i];
   }
   total[i] = sum;
 }

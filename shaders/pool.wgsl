@@ -4,7 +4,9 @@
 // each window's maximum (first one on ties, ky outer, kx inner). Padded positions are ignored: they never
 // win a max and are not counted in an average (TensorFlow's convention for 'same').
 // Backward passes are gathers over the windows that contain each input element: no atomics, and
-// overlapping windows (stride < pool size) are summed correctly.
+// overlapping windows (stride < pool size) are summed correctly. They add to what dx holds when
+// `accumulate` != 0 (a tensor read by several layers sums its gradients in place); each dx element is
+// written by exactly one invocation, so the read-modify-write is race-free.
 // Dispatch: one invocation per element of the tensor a pass writes (forward: y; backward: dx), laid out
 // as (channel, column, batch·row): grid (ceil(C / WG_C), ceil(width / WG_X), B·height), so that the
 // flat index needs no division (integer division is slow on CPU adapters). Overrides: WG_C, WG_X.
@@ -13,6 +15,7 @@ struct Pool {
   B: u32, H: u32, W: u32, C: u32,
   PH: u32, PW: u32, SH: u32, SW: u32,
   PT: u32, PL: u32, OH: u32, OW: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> pool: Pool;
@@ -25,6 +28,15 @@ struct Pool {
 
 override WG_C: u32 = 32;
 override WG_X: u32 = 2;
+
+// dx[i] = v, or dx[i] += v when accumulating.
+fn store_dx(i: u32, v: f32) {
+  if (pool.accumulate != 0u) {
+    dx[i] += v;
+  } else {
+    dx[i] = v;
+  }
+}
 
 struct Window { y0: i32, y1: i32, x0: i32, x1: i32 }
 
@@ -105,7 +117,7 @@ fn max_pool_backward(@builtin(global_invocation_id) gid: vec3u) {
       }
     }
   }
-  dx[idx] = sum;
+  store_dx(idx, sum);
 }
 
 @compute @workgroup_size(WG_C, WG_X, 1)
@@ -150,13 +162,14 @@ fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3u) {
       sum += dy[o] / f32((w.y1 - w.y0) * (w.x1 - w.x0));
     }
   }
-  dx[idx] = sum;
+  store_dx(idx, sum);
 }
 
 // Max pooling backward for tiling windows (stride = pool size, 'valid'): each window writes its own
 // input positions — dy at the argmax, 0 elsewhere — and the last row/column of windows also zeroes the
-// input rows/columns no window covers. No gather over covering windows, and 1/(PH·PW) as many
-// invocations. Dispatch: grid (ceil(C / WG_C), ceil(OW / WG_X), B·OH), one invocation per output.
+// input rows/columns no window covers (adding 0 when accumulating), so every dx element is written
+// exactly once. No gather over covering windows, and 1/(PH·PW) as many invocations.
+// Dispatch: grid (ceil(C / WG_C), ceil(OW / WG_X), B·OH), one invocation per output.
 @compute @workgroup_size(WG_C, WG_X, 1)
 fn max_pool_backward_tiled(@builtin(global_invocation_id) gid: vec3u) {
   let e = cell(gid, pool.OH, pool.OW);
@@ -172,7 +185,7 @@ fn max_pool_backward_tiled(@builtin(global_invocation_id) gid: vec3u) {
   for (var iy = y0; iy < y1; iy++) {
     for (var ix = x0; ix < x1; ix++) {
       let i = ((e.b * pool.H + iy) * pool.W + ix) * pool.C + e.c;
-      dx[i] = select(0.0, g, i == winner);
+      store_dx(i, select(0.0, g, i == winner));
     }
   }
 }

@@ -14,7 +14,8 @@ export function activationCode(act: Activation | undefined): number {
   return code;
 }
 
-const WG = 64;
+/** Workgroup width of the 1-D element-wise kernels (their `override WG`). */
+export const WG = 64;
 
 /** Matmul implementation: workgroup-memory tiles (GPUs) or barrier-free register blocks (CPU drivers). */
 export type MatmulVariant = "tiled" | "direct";
@@ -42,9 +43,11 @@ export interface MatmulSpec {
   /** (N) added before the activation. */
   bias?: Binding;
   act?: Activation;
+  /** c += result (after the epilogue) instead of c = result: sums gradients where a tensor fans out. */
+  accumulate?: boolean;
 }
 
-/** c (M, N) = act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
+/** c (M, N) (+)= act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
 export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
   const variant = ctx.matmulVariant;
   const { WG_X, WG_Y, PER, BK } = MATMUL_TILES[variant];
@@ -52,6 +55,7 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
   const k = await ctx.kernels.kernel("matmul.wgsl", `matmul_${variant}`, BK ? { WG_X, WG_Y, BK } : { WG_X, WG_Y });
   const kChunk = Math.ceil(s.K / split);
   const splits = Math.ceil(s.K / kChunk);
+  if (splits > 1 && s.accumulate) throw new ConfigError(`${label}: split partial products cannot accumulate; use matmulSplitK, whose sum of splits can`);
   const grid: [number, number, number] = [Math.ceil(s.N / (PER * WG_X)), Math.ceil(s.M / (PER * WG_Y)), splits];
   const strides = {
     a_m: s.transA ? 1 : s.K,
@@ -59,7 +63,7 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
     b_k: s.transB ? 1 : s.N,
     b_n: s.transB ? s.K : 1,
   };
-  const uniforms = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits, ...strides, has_bias: s.bias ? 1 : 0, act: activationCode(s.act) };
+  const uniforms = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits, ...strides, has_bias: s.bias ? 1 : 0, act: activationCode(s.act), accumulate: s.accumulate ? 1 : 0 };
   return new Dispatch(ctx.kernels.device, k, { a, b, c, bias: s.bias ?? ctx.kernels.placeholder }, grid, uniforms, label);
 }
 
@@ -71,14 +75,14 @@ export function splitsFor(M: number, N: number, K: number, variant: MatmulVarian
   return Math.min(64, Math.ceil(32 / workgroups), Math.floor(K / 256));
 }
 
-/** Split-K matmul without epilogue: partial products into `partials` (splits·M·N floats), then their sum into c. */
+/** Split-K matmul without epilogue: partial products into `partials` (splits·M·N floats), then their sum into c (added to c when s.accumulate). */
 export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c: Binding, partials: Binding, s: MatmulSpec, splits: number, label = "matmul"): Promise<Dispatch[]> {
   if (splits <= 1) return [await matmul(ctx, a, b, c, s, label)];
   if (s.bias || (s.act ?? "linear") !== "linear") throw new ConfigError(`${label}: split-K products cannot fuse a bias or activation`);
-  const partial = await matmul(ctx, a, b, partials, s, `${label} (split-K)`, splits);
+  const partial = await matmul(ctx, a, b, partials, { ...s, accumulate: false }, `${label} (split-K)`, splits);
   const rk = await ctx.kernels.kernel("matmul.wgsl", "matmul_reduce", { WG_X: WG, WG_Y: 1 });
   const grid: [number, number, number] = [Math.ceil((s.M * s.N) / WG), 1, 1];
-  const u = { M: s.M, N: s.N, K: s.K, k_chunk: Math.ceil(s.K / splits), splits: partial.grid[2], a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0 };
+  const u = { M: s.M, N: s.N, K: s.K, k_chunk: Math.ceil(s.K / splits), splits: partial.grid[2], a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0, accumulate: s.accumulate ? 1 : 0 };
   return [partial, new Dispatch(ctx.kernels.device, rk, { partials, total: c }, grid, u, `${label} (sum of splits)`)];
 }
 
@@ -86,61 +90,63 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
 export async function im2col(ctx: KernelContext, x: Binding, cols: Binding, p: WindowPlan, label = "im2col"): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("im2col.wgsl", "im2col", { WG });
   const n = p.B * p.OH * p.OW * p.KH * p.KW * p.C;
-  return new Dispatch(ctx.kernels.device, k, { x, cols }, grid1d(n, WG), windowUniforms(p), label);
+  return new Dispatch(ctx.kernels.device, k, { x, cols }, grid1d(n, WG), { ...windowUniforms(p), accumulate: 0 }, label);
 }
 
-/** dx (B, H, W, C) = adjoint of im2col applied to dcols. */
-export async function col2im(ctx: KernelContext, dcols: Binding, dx: Binding, p: WindowPlan, label = "col2im"): Promise<Dispatch> {
+/** dx (B, H, W, C) (+)= adjoint of im2col applied to dcols. */
+export async function col2im(ctx: KernelContext, dcols: Binding, dx: Binding, p: WindowPlan, label = "col2im", accumulate = false): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("im2col.wgsl", "col2im", { WG });
-  return new Dispatch(ctx.kernels.device, k, { dcols, dx }, grid1d(p.B * p.H * p.W * p.C, WG), windowUniforms(p), label);
+  return new Dispatch(ctx.kernels.device, k, { dcols, dx }, grid1d(p.B * p.H * p.W * p.C, WG), { ...windowUniforms(p), accumulate: accumulate ? 1 : 0 }, label);
 }
 
 /** Pool kernels run on a (channel, column, batch·row) grid; the workgroup covers the channels first. */
-async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string): Promise<Dispatch> {
+async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
   const WG_C = Math.min(64, 2 ** Math.ceil(Math.log2(p.C)));
   const WG_X = 64 / WG_C;
   const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X });
   const [rows, width] = over === "input" ? [p.H, p.W] : [p.OH, p.OW];
   const grid: [number, number, number] = [Math.ceil(p.C / WG_C), Math.ceil(width / WG_X), p.B * rows];
-  return new Dispatch(ctx.kernels.device, k, buffers, grid, windowUniforms(p, true), label);
+  return new Dispatch(ctx.kernels.device, k, buffers, grid, { ...windowUniforms(p, true), accumulate: accumulate ? 1 : 0 }, label);
 }
 
 export const maxPoolForward = (ctx: KernelContext, x: Binding, y: Binding, argmax: Binding, p: WindowPlan, label = "max_pool_forward") =>
   poolDispatch(ctx, "max_pool_forward", { x, y, argmax }, p, "output", label);
 
-/** Tiling windows (stride = pool size, no padding) scatter from each window; others gather per input. */
-export const maxPoolBackward = (ctx: KernelContext, dy: Binding, argmax: Binding, dx: Binding, p: WindowPlan, label = "max_pool_backward") =>
+/** dx (+)= the max-pool gradient. Tiling windows (stride = pool size, no padding) scatter from each window; others gather per input. */
+export const maxPoolBackward = (ctx: KernelContext, dy: Binding, argmax: Binding, dx: Binding, p: WindowPlan, label = "max_pool_backward", accumulate = false) =>
   p.SH === p.KH && p.SW === p.KW && p.padding === "valid"
-    ? poolDispatch(ctx, "max_pool_backward_tiled", { dy, argmax_in: argmax, dx }, p, "output", label)
-    : poolDispatch(ctx, "max_pool_backward", { dy, argmax_in: argmax, dx }, p, "input", label);
+    ? poolDispatch(ctx, "max_pool_backward_tiled", { dy, argmax_in: argmax, dx }, p, "output", label, accumulate)
+    : poolDispatch(ctx, "max_pool_backward", { dy, argmax_in: argmax, dx }, p, "input", label, accumulate);
 
 export const avgPoolForward = (ctx: KernelContext, x: Binding, y: Binding, p: WindowPlan, label = "avg_pool_forward") => poolDispatch(ctx, "avg_pool_forward", { x, y }, p, "output", label);
 
-export const avgPoolBackward = (ctx: KernelContext, dy: Binding, dx: Binding, p: WindowPlan, label = "avg_pool_backward") => poolDispatch(ctx, "avg_pool_backward", { dy, dx }, p, "input", label);
+/** dx (+)= the average-pool gradient. */
+export const avgPoolBackward = (ctx: KernelContext, dy: Binding, dx: Binding, p: WindowPlan, label = "avg_pool_backward", accumulate = false) =>
+  poolDispatch(ctx, "avg_pool_backward", { dy, dx }, p, "input", label, accumulate);
 
 export async function activationForward(ctx: KernelContext, x: Binding, y: Binding, n: number, act: Activation, label = `${act}_forward`): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("activation.wgsl", "activation_forward", { WG, ACT: activationCode(act) });
-  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(n, WG), { n }, label);
+  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(n, WG), { n, accumulate: 0 }, label);
 }
 
-/** dx = dy · act'(y), from the forward output y. */
-export async function activationBackward(ctx: KernelContext, y: Binding, dy: Binding, dx: Binding, n: number, act: Activation, label = `${act}_backward`): Promise<Dispatch> {
+/** dx (+)= dy · act'(y), from the forward output y. */
+export async function activationBackward(ctx: KernelContext, y: Binding, dy: Binding, dx: Binding, n: number, act: Activation, label = `${act}_backward`, accumulate = false): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("activation.wgsl", "activation_backward", { WG, ACT: activationCode(act) });
-  return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG), { n }, label);
+  return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG), { n, accumulate: accumulate ? 1 : 0 }, label);
 }
 
 /**
  * The backward pass through a layer's bias and activation: dz = dy · act'(y) (written when `dact` is given
- * and not linear) and db (N) = column sums of dz (when `db` is given). One pass over dy (R, N), so the
- * products that follow read dz as it is.
+ * and not linear) and db (N) = column sums of dz (when `db` is given; added to db when `accumulate`, dz is
+ * always overwritten). One pass over dy (R, N), so the products that follow read dz as it is.
  */
-export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | undefined, R: number, N: number, dact?: { act: Activation; y: Binding; dz: Binding }, label = "bias_grad"): Promise<Dispatch> {
+export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | undefined, R: number, N: number, dact?: { act: Activation; y: Binding; dz: Binding }, label = "bias_grad", accumulate = false): Promise<Dispatch> {
   const act = activationCode(dact?.act);
   if (!db && act === 0) throw new ConfigError(`${label}: nothing to compute (no bias and a linear activation)`);
   const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", { WG });
   const { placeholder, placeholderOut } = ctx.kernels;
   const buffers = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: db ?? placeholderOut };
-  return new Dispatch(ctx.kernels.device, k, buffers, [N, 1, 1], { R, N, act, has_db: db ? 1 : 0 }, label);
+  return new Dispatch(ctx.kernels.device, k, buffers, [N, 1, 1], { R, N, act, has_db: db ? 1 : 0, accumulate: db && accumulate ? 1 : 0 }, label);
 }
 
 export interface SoftmaxXentIo {
@@ -203,11 +209,15 @@ export async function gather(
   return new Dispatch(ctx.kernels.device, k, buffers, grid1d(h.B * h.row, WG), h, label);
 }
 
-/** Inverted dropout forward (y from x) or backward (dx from dy); the mask is a hash of (seed, element). */
-export async function dropout(ctx: KernelContext, dir: "forward" | "backward", src: Binding, dst: Binding, n: number, rate: number, label = `dropout_${dir}`): Promise<Dispatch> {
+/**
+ * Inverted dropout forward (y from x) or backward (dx (+)= masked dy); the mask is a hash of (seed, element),
+ * so call setUniforms({ seed }) with the same per-layer, per-step seed on both directions. `accumulate`
+ * applies to the backward pass only.
+ */
+export async function dropout(ctx: KernelContext, dir: "forward" | "backward", src: Binding, dst: Binding, n: number, rate: number, label = `dropout_${dir}`, accumulate = false): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("dropout.wgsl", `dropout_${dir}`, { WG });
   const buffers: Record<string, Binding> = dir === "forward" ? { x: src, y: dst } : { dy: src, dx: dst };
-  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG), { n, seed: 0, rate }, label);
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG), { n, seed: 0, rate, accumulate: dir === "backward" && accumulate ? 1 : 0 }, label);
 }
 
 /** Mean squared error or binary cross-entropy on (B, K) predictions. */

@@ -1,9 +1,15 @@
 // The WGSL sources, bundled as strings (Vite's ?raw; in plain Node, scripts/node-hooks.mjs provides it).
 import activation from "../../shaders/activation.wgsl?raw";
+import batchNorm from "../../shaders/batch_norm.wgsl?raw";
 import biasGrad from "../../shaders/bias_grad.wgsl?raw";
+import concat from "../../shaders/concat.wgsl?raw";
 import data from "../../shaders/data.wgsl?raw";
+import depthwiseConv from "../../shaders/depthwise_conv.wgsl?raw";
 import dropout from "../../shaders/dropout.wgsl?raw";
+import elementwise from "../../shaders/elementwise.wgsl?raw";
+import globalPool from "../../shaders/global_pool.wgsl?raw";
 import im2col from "../../shaders/im2col.wgsl?raw";
+import layerNorm from "../../shaders/layer_norm.wgsl?raw";
 import libAccumulate from "../../shaders/lib/accumulate.wgsl?raw";
 import libActivation from "../../shaders/lib/activation.wgsl?raw";
 import libIndex from "../../shaders/lib/index.wgsl?raw";
@@ -16,10 +22,16 @@ import softmaxXent from "../../shaders/softmax_xent.wgsl?raw";
 /** Every shader file by its path under shaders/. */
 export const shaderSources: Readonly<Record<string, string>> = {
   "activation.wgsl": activation,
+  "batch_norm.wgsl": batchNorm,
   "bias_grad.wgsl": biasGrad,
+  "concat.wgsl": concat,
   "data.wgsl": data,
+  "depthwise_conv.wgsl": depthwiseConv,
   "dropout.wgsl": dropout,
+  "elementwise.wgsl": elementwise,
+  "global_pool.wgsl": globalPool,
   "im2col.wgsl": im2col,
+  "layer_norm.wgsl": layerNorm,
   "lib/accumulate.wgsl": libAccumulate,
   "lib/activation.wgsl": libActivation,
   "lib/index.wgsl": libIndex,
