@@ -2,7 +2,10 @@
 // loss.wgsl — element-wise losses on a (B, K) prediction: mean squared error and binary cross-entropy
 // (on probabilities, clamped to [ε, 1−ε] like Keras). Each writes the per-example loss and dpred, the
 // gradient of the batch-mean loss, and accumulates [loss sum, correct, count] on the GPU.
-// "correct" for BCE counts elements with (p > 0.5) == (t > 0.5); count then counts elements.
+// Metrics are per element, like Keras (which averages both losses over all n_valid·K elements):
+// loss sum adds every element's loss, count adds n_valid·K, so loss sum / count is Keras's loss even
+// for K > 1; correct (BCE only; 0 for MSE) counts elements with (p > 0.5) == (t > 0.5), so
+// correct / count is Keras's binary accuracy for 0/1 targets. The per-example loss is the mean over K.
 // Layout: pred, truth (targets), dpred (B, K); loss (B); metrics [3]. Rows >= n_valid are padding (zero loss
 // and gradient). Dispatch: one workgroup, grid (1, 1, 1). Overrides: WG.
 
@@ -22,7 +25,7 @@ struct Params {
 override WG: u32 = 64;
 const EPS: f32 = 1e-7;
 
-// (loss, correct) of one row; writes its dpred.
+// (loss summed over the row's K elements, correct elements) of one row; writes its dpred and loss.
 fn row_loss(row: u32, bce: bool) -> vec2f {
   let base = row * params.K;
   let valid = row < params.n_valid;
@@ -49,7 +52,7 @@ fn row_loss(row: u32, bce: bool) -> vec2f {
     return vec2f(0.0);
   }
   loss[row] = l / f32(params.K);
-  return vec2f(l / f32(params.K), correct);
+  return vec2f(l, correct);
 }
 
 @compute @workgroup_size(WG, 1, 1)
@@ -58,7 +61,7 @@ fn mse(@builtin(local_invocation_id) lid: vec3u) {
   for (var row = lid.x; row < params.B; row += WG) {
     acc += row_loss(row, false);
   }
-  accumulate_metrics(lid.x, acc, f32(params.n_valid));
+  accumulate_metrics(lid.x, acc, f32(params.n_valid * params.K));
 }
 
 @compute @workgroup_size(WG, 1, 1)
@@ -67,5 +70,5 @@ fn bce(@builtin(local_invocation_id) lid: vec3u) {
   for (var row = lid.x; row < params.B; row += WG) {
     acc += row_loss(row, true);
   }
-  accumulate_metrics(lid.x, acc, f32(params.n_valid) * f32(params.K));
+  accumulate_metrics(lid.x, acc, f32(params.n_valid * params.K));
 }

@@ -1,5 +1,7 @@
 // lib/accumulate.wgsl — the loss kernels' end: a single workgroup sums each invocation's
-// (loss, correct) through workgroup memory and adds the totals and an example count to metrics[0..2].
+// (loss, correct) through workgroup memory and adds the totals and `count` to metrics[0..2]. count is
+// whatever the loss sum and correct are totals over (rows for softmax_xent, elements for loss.wgsl),
+// so that loss sum / count and correct / count are the reported loss and accuracy.
 // The kernel declares `metrics` (read_write storage) and the override WG.
 
 var<workgroup> part_loss: array<f32, WG>;

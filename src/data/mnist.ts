@@ -63,6 +63,8 @@ async function readIdxFile(path: string): Promise<{ dims: number[]; data: Uint8A
     }
     throw new DataError(`MNIST file could not be read: ${path} (${code ?? String(cause)}).`, { cause });
   }
+  // A Buffer may be a window into a shared pool, and Buffer#slice does not copy: parseIdx honours the
+  // offset and returns plain Uint8Array views, so images.slice() downstream copies as expected.
   return parseIdx(bytes, path);
 }
 

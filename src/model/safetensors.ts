@@ -1,6 +1,7 @@
 // safetensors (https://huggingface.co/docs/safetensors): an 8-byte little-endian header length, a JSON
 // header { name: { dtype, shape, data_offsets: [begin, end] }, __metadata__ }, then the raw bytes.
 import { DataError } from "../errors.ts";
+import { bytesOf, float32Copy, type Bytes } from "../io/bytes.ts";
 
 export interface NamedTensor {
   name: string;
@@ -8,16 +9,19 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
+/** A safetensors file of F32 tensors, data aligned to 8 bytes; `metadata` goes in `__metadata__`. */
 export function saveSafetensors(tensors: NamedTensor[], metadata: Record<string, string> = {}): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const t of tensors) {
+    const count = t.shape.reduce((a, c) => a * c, 1);
+    if (!(t.data instanceof Float32Array) || t.data.length !== count) throw new DataError(`saveSafetensors: tensor "${t.name}" has shape [${t.shape.join(", ")}] (${count} values) but its data is ${t.data instanceof Float32Array ? `${t.data.length} values` : `not a Float32Array`}`);
     header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((8 + json.length) % 8)) % 8); // align the data to 8 bytes
-  const head = new TextEncoder().encode(json);
+  const json = JSON.stringify(header);
+  const length = new TextEncoder().encode(json).length; // UTF-8 bytes, not characters: names may be non-ASCII
+  const head = new TextEncoder().encode(json + " ".repeat((8 - ((8 + length) % 8)) % 8)); // align the data to 8 bytes
   const out = new Uint8Array(8 + head.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
   out.set(head, 8);
@@ -29,27 +33,60 @@ export function saveSafetensors(tensors: NamedTensor[], metadata: Record<string,
   return out;
 }
 
-export function loadSafetensors(bytes: Uint8Array, what = "safetensors file"): { tensors: NamedTensor[]; metadata: Record<string, string> } {
+/** Every dtype the safetensors format defines; only F32 loads here. */
+const SAFETENSORS_DTYPES = ["BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64"];
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/**
+ * Parses a safetensors file: `input` is its bytes (Uint8Array, Node Buffer, ArrayBuffer or any view).
+ * Tensors come back in header order, each a copy. Throws DataError naming the tensor and field for a
+ * malformed header, and refuses offsets that overlap, leave holes or run past the data.
+ */
+export function loadSafetensors(input: Bytes, what = "safetensors file"): { tensors: NamedTensor[]; metadata: Record<string, string> } {
+  const bytes = bytesOf(input, what);
   if (bytes.length < 8) throw new DataError(`${what}: ${bytes.length} bytes is too short for a safetensors header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(view.getBigUint64(0, true));
   if (n > bytes.length - 8) throw new DataError(`${what}: the header claims ${n} bytes but the file has only ${bytes.length - 8} after the length; the file is truncated or not safetensors`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
   } catch (e) {
     throw new DataError(`${what}: the header is not valid JSON (${(e as Error).message})`);
   }
+  if (!isObject(header)) throw new DataError(`${what}: the header must be a JSON object { name: { dtype, shape, data_offsets } }, got ${header === null ? "null" : Array.isArray(header) ? "an array" : typeof header}`);
+  const meta = header.__metadata__ ?? {};
+  if (!isObject(meta) || Object.values(meta).some((v) => typeof v !== "string")) throw new DataError(`${what}: __metadata__ must be an object of strings, got ${JSON.stringify(meta)}`);
   const data = bytes.subarray(8 + n);
-  const tensors: NamedTensor[] = [];
-  for (const [name, v] of Object.entries(header)) {
+  const ranges: { name: string; shape: number[]; b: number; e: number }[] = [];
+  for (const [name, t] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    const t = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (t.dtype !== "F32") throw new DataError(`${what}: tensor "${name}" has dtype ${t.dtype}; only F32 is supported`);
-    const [b, e] = t.data_offsets;
-    const count = t.shape.reduce((a, c) => a * c, 1);
-    if (!(b >= 0 && e <= data.length && e - b === count * 4)) throw new DataError(`${what}: tensor "${name}" [${t.shape}] has data offsets [${b}, ${e}] that do not fit its shape or the file (${data.length} data bytes)`);
-    tensors.push({ name, shape: t.shape, data: new Float32Array(data.slice(b, e).buffer) });
+    const bad = (field: string, why: string) => new DataError(`${what}: tensor "${name}": ${field} ${why}`);
+    if (!isObject(t)) throw bad("entry", `must be an object { dtype, shape, data_offsets }, got ${JSON.stringify(t)}`);
+    if (!SAFETENSORS_DTYPES.includes(t.dtype as string)) throw bad("dtype", `${JSON.stringify(t.dtype)} is not a safetensors dtype (${SAFETENSORS_DTYPES.join(", ")})`);
+    if (t.dtype !== "F32") throw bad("dtype", `is ${t.dtype as string}; only F32 is supported, convert the tensor to float32`);
+    const shape = t.shape;
+    if (!Array.isArray(shape) || !shape.every(isCount)) throw bad("shape", `must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    const offsets = t.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) throw bad("data_offsets", `must be [begin, end] with 0 <= begin <= end integers, got ${JSON.stringify(offsets)}`);
+    const [b, e] = offsets as [number, number];
+    if (e > data.length) throw bad("data_offsets", `[${b}, ${e}] do not fit the file (${data.length} data bytes); the file is truncated`);
+    const count = shape.reduce((a: number, c: number) => a * c, 1);
+    if (e - b !== count * 4) throw bad("shape", `[${shape.join(", ")}] needs ${count * 4} bytes of F32 but data_offsets [${b}, ${e}] hold ${e - b}; they do not fit`);
+    ranges.push({ name, shape, b, e });
   }
-  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+  // The format requires the data to be covered exactly once: no overlap (aliasing) and no holes.
+  let end = 0;
+  let prev = "the start of the data";
+  for (const r of [...ranges].sort((x, y) => x.b - y.b || x.e - y.e)) {
+    if (r.b < end) throw new DataError(`${what}: tensor "${r.name}": data_offsets [${r.b}, ${r.e}] overlap ${prev}, which ends at ${end}`);
+    if (r.b > end) throw new DataError(`${what}: tensor "${r.name}": data_offsets [${r.b}, ${r.e}] leave a hole of ${r.b - end} bytes after ${prev}`);
+    end = r.e;
+    prev = `tensor "${r.name}"`;
+  }
+  if (end !== data.length) throw new DataError(`${what}: the tensors cover ${end} data bytes but the file has ${data.length}; ${data.length - end} bytes follow ${prev}`);
+  const tensors = ranges.map((r) => ({ name: r.name, shape: r.shape, data: float32Copy(data, r.b, r.e) }));
+  return { tensors, metadata: meta as Record<string, string> };
 }
