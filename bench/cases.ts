@@ -236,7 +236,7 @@ async function trainStep(env: BenchEnv, engine: Engine): Promise<CaseResult> {
   const clock = GpuClock.of(engine);
   const plan = await model.plan(64);
   const gpu = await clock?.time(env.reps, (pass) => {
-    for (const d of [...plan.forward, plan.trainLoss, ...plan.backward, plan.model.optimizerStep]) d.encode(pass);
+    for (const d of [...plan.forward, plan.loss, ...plan.backward, plan.update!]) d.encode(pass);
   });
   clock?.destroy();
   model.dispose();

@@ -232,7 +232,9 @@ async function profileStep(): Promise<void> {
     return;
   }
   const plan = await model!.plan(currentBatch);
-  const dispatches = [...plan.forward, plan.evalLoss, ...plan.backward];
+  // The loss of the inference plan (same kernel and sizes) leaves the training metrics alone.
+  const evalPlan = await model!.session.plan(currentBatch, false);
+  const dispatches = [...plan.forward, evalPlan.loss, ...plan.backward];
   const count = 2 * dispatches.length;
   const querySet = device.createQuerySet({ label: "demo kernel timestamps", type: "timestamp", count });
   const resolved = device.createBuffer({ label: "demo timestamps (resolved)", size: 8 * count, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });

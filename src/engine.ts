@@ -49,11 +49,17 @@ export class Engine implements KernelContext {
     return describeAdapter(this.gpu.report);
   }
 
-  /** A storage buffer of at least 4 bytes, labelled; NaN-filled when poisonOutputs is on. */
-  createBuffer(bytes: number, label: string, poison = this.options.poisonOutputs): GPUBuffer {
+  /**
+   * A storage buffer of at least 4 bytes, labelled; NaN-filled when poisonOutputs is on. `holds` says
+   * what sizes it, so that a buffer too large for the adapter gets advice that fits.
+   */
+  createBuffer(bytes: number, label: string, poison = this.options.poisonOutputs, holds: "batch" | "arena" | "dataset" | "other" = "batch"): GPUBuffer {
     const size = Math.max(16, Math.ceil(bytes / 4) * 4);
-    const max = this.device.limits.maxStorageBufferBindingSize;
-    if (size > max) throw new GpuError(`${label}: ${size} bytes exceeds this adapter's maxStorageBufferBindingSize (${max}); use a smaller batch`);
+    const limits = this.device.limits;
+    // An arena is bound in ranges, so only the buffer itself is limited.
+    const max = holds === "arena" ? limits.maxBufferSize : Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    const advice = { batch: "use a smaller batch", arena: "use a smaller batch", dataset: "split the dataset and fit or evaluate it in parts", other: "make the model or tensor smaller" }[holds];
+    if (size > max) throw new GpuError(`${label}: ${size} bytes exceeds this adapter's ${holds === "arena" || max === limits.maxBufferSize ? "maxBufferSize" : "maxStorageBufferBindingSize"} (${max}); ${advice}`);
     const buffer = this.device.createBuffer({ label, size, usage: STORAGE_USAGE, mappedAtCreation: !!poison });
     if (poison) {
       new Float32Array(buffer.getMappedRange()).fill(NaN);

@@ -6,9 +6,31 @@ export * from "./errors.ts";
 export { acquireGpu, type AdapterReport, type Gpu, type GpuOptions } from "./gpu/device.ts";
 export { KernelRegistry, Kernel, Dispatch } from "./gpu/registry.ts";
 export type { Activation, MatmulVariant } from "./kernels.ts";
-export { Conv2D, MaxPooling2D, AveragePooling2D, Flatten, Dense, Dropout, Activation as ActivationLayer, Layer } from "./model/layers.ts";
-export { Sequential, type CompileOptions, type FitOptions, type History, type Logs, type Callbacks, type OptimizerConfig, type LossName } from "./model/model.ts";
+export {
+  Conv2D,
+  DepthwiseConv2D,
+  MaxPooling2D,
+  AveragePooling2D,
+  GlobalAveragePooling2D,
+  Flatten,
+  Reshape,
+  Dense,
+  Dropout,
+  Activation as ActivationLayer,
+  Add,
+  Multiply,
+  Concatenate,
+  BatchNormalization,
+  LayerNormalization,
+  Layer,
+} from "./graph/layers.ts";
+export { Input, SymbolicTensor } from "./graph/graph.ts";
+export { Model, Sequential, type CompileOptions, type LossName } from "./model/model.ts";
+export type { FitOptions, History, Callbacks } from "./train/fit.ts";
+export type { Logs } from "./train/metrics.ts";
+export type { OptimizerConfig, LearningRate } from "./train/optimizer.ts";
+export type { Plan, MemoryReport } from "./plan/plan.ts";
 export { parseIdx } from "./data/idx.ts";
 export { saveSafetensors, loadSafetensors, type NamedTensor } from "./model/safetensors.ts";
 export { toTfjs, fromTfjs, type TfjsModelJson } from "./model/tfjs_format.ts";
-export { referenceCnn } from "./model/reference.ts";
+export { referenceCnn, residualNet } from "./model/reference.ts";

@@ -1,7 +1,8 @@
-// The reference workload: the classic Keras MNIST CNN, used by npm run train, the demo, the benchmarks
-// and the tests.
-import { Conv2D, Dense, Flatten, MaxPooling2D } from "./layers.ts";
-import { Sequential } from "./model.ts";
+// The reference workloads: the classic Keras MNIST CNN (npm run train, the demo, the benchmarks, the
+// tests) and a small residual network with batch normalisation (npm run train -- --model resnet).
+import { Input, type SymbolicTensor } from "../graph/graph.ts";
+import { Activation as ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Flatten, GlobalAveragePooling2D, MaxPooling2D } from "../graph/layers.ts";
+import { Model, Sequential } from "./model.ts";
 
 /** Conv2D(32, 3×3, ReLU) → MaxPool 2×2 → Flatten → Dense(128, ReLU) → Dense(10, softmax), on 28×28×1 inputs. */
 export function referenceCnn(): Sequential {
@@ -12,4 +13,38 @@ export function referenceCnn(): Sequential {
     Dense({ units: 128, activation: "relu" }),
     Dense({ units: 10, activation: "softmax" }),
   ]);
+}
+
+/** Conv (no bias) → BatchNorm, optionally → ReLU. */
+function convBn(x: SymbolicTensor, filters: number, kernelSize: number, strides: number, name: string, relu: boolean): SymbolicTensor {
+  const c = Conv2D({ filters, kernelSize, strides, padding: "same", useBias: false, name: `${name}_conv` }).apply(x);
+  const b = BatchNormalization({ name: `${name}_bn` }).apply(c);
+  return relu ? ActivationLayer({ activation: "relu", name: `${name}_relu` }).apply(b) : b;
+}
+
+/**
+ * A residual stage: two 3×3 conv–BN layers (the first strided) beside a 1×1 conv–BN projection of the
+ * input, added, then ReLU.
+ */
+function stage(x: SymbolicTensor, filters: number, name: string): SymbolicTensor {
+  const a = convBn(x, filters, 3, 2, `${name}_a`, true);
+  const b = convBn(a, filters, 3, 1, `${name}_b`, false);
+  const shortcut = convBn(x, filters, 1, 2, `${name}_proj`, false);
+  return ActivationLayer({ activation: "relu", name: `${name}_out` }).apply(Add({ name: `${name}_add` }).apply([b, shortcut]));
+}
+
+/**
+ * A small ResNet for MNIST: conv–BN–ReLU stem (12 channels, 28×28), three residual stages with
+ * projection shortcuts (12 → 14×14, 24 → 7×7, 48 → 4×4), global average pooling, Dense(10, softmax).
+ * About 1.5 M multiply-adds per image, 1.7× the reference CNN's 0.89 M.
+ */
+export function residualNet(): Model {
+  const input = Input({ shape: [28, 28, 1], name: "image" });
+  let h = convBn(input, 12, 3, 1, "stem", true);
+  h = stage(h, 12, "stage1");
+  h = stage(h, 24, "stage2");
+  h = stage(h, 48, "stage3");
+  const pooled = GlobalAveragePooling2D({ name: "pool" }).apply(h);
+  const out = Dense({ units: 10, activation: "softmax", name: "classifier" }).apply(pooled);
+  return new Model({ inputs: input, outputs: out, name: "resnet" });
 }

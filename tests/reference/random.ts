@@ -1,5 +1,5 @@
 // Seeded random test data (the engine's mulberry32 generator).
-import { mulberry32 } from "../../src/model/random.ts";
+import { mulberry32 } from "../../src/train/random.ts";
 
 /** Returns a generator of uniforms in [0, 1). */
 export const rng = mulberry32;

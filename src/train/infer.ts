@@ -1,0 +1,89 @@
+// Evaluation and prediction on inference plans (no gradients, moving statistics, no dropout), and the
+// divergence diagnosis that names the first layer whose weights or output went non-finite.
+import { ConfigError, DivergenceError } from "../errors.ts";
+import type { Dataset } from "../plan/plan.ts";
+import type { Logs, Triple } from "./metrics.ts";
+import type { Session } from "./session.ts";
+
+export function checkBatchSize(B: unknown, n: number, what = "batchSize"): number {
+  if (typeof B !== "number" || !Number.isInteger(B) || B < 1) throw new ConfigError(`${what} must be a positive integer, got ${String(B)}`);
+  return Math.min(B, n);
+}
+
+/** Loss and metric sums over a whole dataset, one readback at the end. */
+export function evaluateDataset(s: Session, ds: Dataset, B: number): Promise<Triple> {
+  return s.use(B, false, async (plan) => {
+    s.metrics.clear(s.metrics.eval);
+    for (let offset = 0; offset < ds.n; offset += plan.B) {
+      await plan.step(ds, offset, Math.min(plan.B, ds.n - offset), "eval");
+      if ((offset / plan.B) % 4 === 3) await s.engine.device.queue.onSubmittedWorkDone();
+    }
+    return s.metrics.read(s.metrics.eval);
+  });
+}
+
+export async function evaluate(s: Session, x: unknown, y: unknown, o: { batchSize?: number; inputScale?: number } = {}): Promise<Logs> {
+  const ds = s.dataset(x, y, scaleOf(o.inputScale));
+  try {
+    return s.metrics.logsOf(await evaluateDataset(s, ds, checkBatchSize(o.batchSize ?? 32, ds.n))) as Logs;
+  } finally {
+    s.release(ds);
+  }
+}
+
+/** Model outputs (probabilities when the model ends in softmax), N × outputs, row-major. */
+export async function predict(s: Session, x: unknown, o: { batchSize?: number; inputScale?: number } = {}): Promise<Float32Array> {
+  const e = s.engine;
+  const ds = s.dataset(x, undefined, scaleOf(o.inputScale), "x", "none");
+  const row = s.output.size;
+  let out: GPUBuffer | undefined;
+  try {
+    out = e.createBuffer(ds.n * row * 4, "predictions", false, "dataset");
+    const dst = out;
+    return await s.use(checkBatchSize(o.batchSize ?? 32, ds.n), false, async (plan) => {
+      for (let offset = 0; offset < ds.n; offset += plan.B) {
+        const n = Math.min(plan.B, ds.n - offset);
+        const src = plan.predictions;
+        await plan.step(ds, offset, n, "predict", 0, (enc) => enc.copyBufferToBuffer(src.buffer, src.offset ?? 0, dst, offset * row * 4, n * row * 4));
+      }
+      return new Float32Array(await e.read(dst, ds.n * row * 4));
+    });
+  } finally {
+    out?.destroy();
+    s.release(ds);
+  }
+}
+
+export function scaleOf(v: unknown): number {
+  if (v === undefined) return 1 / 255;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`inputScale must be a finite number (the factor applied to Uint8Array inputs; default 1/255), got ${String(v)}`);
+  return v;
+}
+
+/**
+ * With stopOnNonFinite: finds the first layer whose weights, or output on `batch`, are non-finite, and
+ * throws a DivergenceError naming it. Outputs come from a plan that shares no memory, so every one is intact.
+ */
+export async function diagnose(s: Session, train: Dataset, B: number, offset: number, t: number): Promise<never> {
+  const weights = await s.store.read();
+  for (const w of weights) {
+    const bad = w.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      const [layer, role] = w.name.split("/");
+      throw new DivergenceError(`training diverged at step ${t}: layer ${layer}'s ${role} [${w.shape}] holds ${w.data[bad]} (element ${bad}); lower the learning rate, or scale the inputs`);
+    }
+  }
+  const plan = await s.unpackedPlan(B);
+  try {
+    await plan.step(train, offset, Math.min(B, train.n - offset), "eval");
+    for (const n of s.nodes) {
+      const b = plan.activation(n.output)!;
+      const values = new Float32Array(await s.engine.read(b.buffer, b.size!, b.offset));
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new DivergenceError(`training diverged at step ${t}: layer ${n.owner.name} (${n.owner.kind}) output [${B}, ${n.output.shape}] holds ${values[bad]} at element ${bad}; lower the learning rate, or check the inputs for extreme values`);
+    }
+  } finally {
+    plan.destroy();
+  }
+  throw new DivergenceError(`training diverged at step ${t}: the loss is not finite although every layer's output is; check the targets for NaN or values outside the loss's range`);
+}

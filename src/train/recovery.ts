@@ -1,0 +1,128 @@
+// Device-loss recovery around the fit loop: snapshots of weights, state, optimizer slots, metrics and
+// position every N steps (copied inside a step's encoder, mapped asynchronously, so nothing stalls), and,
+// when the device is lost, a new session on a new device restored from the last snapshot.
+import { Engine, type EngineOptions } from "../engine.ts";
+import { GpuError } from "../errors.ts";
+import { BufferUsage, MapMode } from "../gpu/flags.ts";
+import { Session } from "./session.ts";
+
+export interface Position {
+  epoch: number;
+  /** Steps of the epoch already done. */
+  step: number;
+  /** Optimizer steps taken. */
+  t: number;
+}
+
+export interface Snapshot {
+  position: Position;
+  params: Float32Array;
+  state: Float32Array;
+  slots: Float32Array[];
+  metrics: Float32Array;
+  order: Uint32Array;
+  /** The fit loop's host-side state at that step (history so far), restored with it. */
+  host: unknown;
+}
+
+export class Recovery {
+  private staging!: GPUBuffer;
+  private busy = false;
+  private latestSnap?: Snapshot;
+
+  constructor(
+    private session: Session,
+    private readonly every: number,
+  ) {
+    this.allocate();
+  }
+
+  private get layout() {
+    const s = this.session;
+    const p = s.store.size * 4;
+    return { p, st: s.store.stateSize * 4, slots: s.optimizer.slots.length };
+  }
+
+  private allocate(): void {
+    const { p, st, slots } = this.layout;
+    this.staging = this.session.engine.device.createBuffer({ label: "recovery snapshot staging", size: p * (1 + slots) + st + 16, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+    this.busy = false;
+  }
+
+  private encode(enc: GPUCommandEncoder): void {
+    const s = this.session;
+    const { p, st } = this.layout;
+    [s.store.params, ...s.optimizer.slots].forEach((b, i) => enc.copyBufferToBuffer(b, 0, this.staging, i * p, p));
+    const at = p * (1 + s.optimizer.slots.length);
+    enc.copyBufferToBuffer(s.store.state, 0, this.staging, at, st);
+    enc.copyBufferToBuffer(s.metrics.train, 0, this.staging, at + st, 16);
+  }
+
+  private async land(position: Position, order: Uint32Array, host: unknown): Promise<void> {
+    const staging = this.staging;
+    const { p, st, slots } = this.layout;
+    try {
+      await staging.mapAsync(MapMode.READ);
+      const all = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      const f = p / 4;
+      const at = f * (1 + slots);
+      this.latestSnap = {
+        position: { ...position },
+        params: all.slice(0, f),
+        slots: Array.from({ length: slots }, (_, i) => all.slice((i + 1) * f, (i + 2) * f)),
+        state: all.slice(at, at + st / 4),
+        metrics: all.slice(at + st / 4, at + st / 4 + 4),
+        order: order.slice(),
+        host: structuredClone(host),
+      };
+    } catch {
+      // The device was lost before the copy landed: keep the previous snapshot.
+    } finally {
+      if (staging === this.staging) this.busy = false;
+    }
+  }
+
+  /** A snapshot now, waiting for it (at the start of fit). */
+  async takeNow(position: Position, order: Uint32Array, host: unknown): Promise<void> {
+    const enc = this.session.engine.device.createCommandEncoder({ label: "recovery snapshot" });
+    this.encode(enc);
+    this.session.engine.device.queue.submit([enc.finish()]);
+    this.busy = true;
+    await this.land(position, order, host);
+  }
+
+  /** Every `every` optimizer steps: copies state within the step's encoder and maps it after the submit. */
+  maybeTake(enc: GPUCommandEncoder, position: Position, order: Uint32Array, host: () => unknown): void {
+    if (this.every <= 0 || position.t % this.every !== 0 || this.busy) return;
+    this.busy = true;
+    this.encode(enc);
+    const h = host();
+    queueMicrotask(() => void this.land(position, order, h)); // runs after the caller's submit
+  }
+
+  latest(): Snapshot {
+    if (!this.latestSnap) throw new GpuError("the device was lost before the first recovery snapshot landed; nothing to resume from — create the model again and refit");
+    return this.latestSnap;
+  }
+
+  /**
+   * A new session on a new device with the snapshot's weights, state and optimizer slots (the old
+   * session's objects are gone with its device).
+   */
+  async restore(engineOptions: EngineOptions | undefined): Promise<Session> {
+    const snap = this.latest();
+    const old = this.session;
+    const engine = await Engine.create(engineOptions);
+    const session = await Session.create(engine, old.spec);
+    session.store.adopt(old.store, { params: snap.params, state: snap.state }, snap.slots.map((src, i) => ({ src, dst: session.optimizer.slots[i]! })));
+    engine.device.queue.writeBuffer(session.metrics.train, 0, snap.metrics as Float32Array<ArrayBuffer>);
+    this.session = session;
+    this.allocate();
+    return session;
+  }
+
+  destroy(): void {
+    this.staging.destroy();
+  }
+}
