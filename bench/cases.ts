@@ -5,7 +5,7 @@ import { Engine } from "../src/engine.ts";
 import { BufferUsage, MapMode } from "../src/gpu/flags.ts";
 import { Dispatch } from "../src/gpu/registry.ts";
 import * as K from "../src/kernels.ts";
-import { referenceCnn } from "../src/index.ts";
+import { referenceCnn, residualNet } from "../src/index.ts";
 
 export interface Stats {
   median: number;
@@ -39,7 +39,7 @@ export interface BenchEnv {
   mnist?: { train: { images: Uint8Array; labels: Uint8Array }; test: { images: Uint8Array; labels: Uint8Array } };
 }
 
-export const CASES = ["matmul-256", "matmul-512", "matmul-1024", "matmul-2048", "cnn-layers", "train-step", "first-step", "time-to-97"] as const;
+export const CASES = ["matmul-256", "matmul-512", "matmul-1024", "matmul-2048", "cnn-layers", "train-step", "resnet-step", "first-step", "time-to-97"] as const;
 /** Cases that need real MNIST: run only where `mnist` is given (Node). */
 export const MNIST_CASES: readonly CaseName[] = ["time-to-97"];
 export type CaseName = (typeof CASES)[number];
@@ -138,6 +138,76 @@ function tfCnn(tf: typeof TF): TF.Sequential {
   });
   m.compile({ optimizer: tf.train.adam(1e-3), loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"] });
   return m;
+}
+
+/** The residual network of src/model/reference.ts (residualNet), in TF.js's functional API. */
+function tfResnet(tf: typeof TF): TF.LayersModel {
+  const convBn = (x: TF.SymbolicTensor, filters: number, k: number, strides: number, relu: boolean) => {
+    const c = tf.layers.conv2d({ filters, kernelSize: k, strides, padding: "same", useBias: false }).apply(x) as TF.SymbolicTensor;
+    const b = tf.layers.batchNormalization({ momentum: 0.99, epsilon: 1e-3 }).apply(c) as TF.SymbolicTensor;
+    return relu ? (tf.layers.activation({ activation: "relu" }).apply(b) as TF.SymbolicTensor) : b;
+  };
+  const stage = (x: TF.SymbolicTensor, filters: number) => {
+    const b = convBn(convBn(x, filters, 3, 2, true), filters, 3, 1, false);
+    const sum = tf.layers.add().apply([b, convBn(x, filters, 1, 2, false)]) as TF.SymbolicTensor;
+    return tf.layers.activation({ activation: "relu" }).apply(sum) as TF.SymbolicTensor;
+  };
+  const input = tf.input({ shape: [28, 28, 1] });
+  let h = convBn(input, 12, 3, 1, true);
+  for (const f of [12, 24, 48]) h = stage(h, f);
+  const pooled = tf.layers.globalAveragePooling2d({}).apply(h) as TF.SymbolicTensor;
+  const out = tf.layers.dense({ units: 10, activation: "softmax" }).apply(pooled) as TF.SymbolicTensor;
+  const m = tf.model({ inputs: input, outputs: out });
+  m.compile({ optimizer: tf.train.adam(1e-3), loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"] });
+  return m;
+}
+
+/**
+ * A training step of the residual network at batch 64: samples/s, and the activation memory a step
+ * needs at its peak (ours: the plan's arena; TF.js: tf.profile's peak minus what was allocated before).
+ */
+async function resnetStep(env: BenchEnv, engine: Engine): Promise<CaseResult[]> {
+  const model = residualNet();
+  await model.compile({ loss: "sparseCategoricalCrossentropy", engine });
+  const x = env.batch.x;
+  const y = env.batch.y;
+  const steps = y.length / 64;
+  await model.fit(x, y, { epochs: 1, batchSize: 64 });
+  const ours = await time(env.reps, async () => {
+    await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: true });
+  });
+  const mem = await model.memory(64);
+  model.dispose();
+  const rate = (ms: number[]) => stats(ms.map((v) => (steps * 64) / (v / 1000)));
+  const speed: CaseResult = { name: "training step, residual network with BatchNorm, batch 64", unit: "samples/s", higherIsBetter: true, ours: rate(ours) };
+  const MB = 2 ** 20;
+  const memory: CaseResult = {
+    name: "residual network step: peak activation memory, batch 64",
+    unit: "MiB",
+    higherIsBetter: false,
+    ours: stats([mem.peakBytes / MB]),
+    note: `ours: the plan's arena (activations, gradients, temporaries), ${(mem.peakBytes / MB).toFixed(2)} MiB against ${(mem.unpackedBytes / MB).toFixed(2)} MiB for one buffer per tensor (${((100 * mem.peakBytes) / mem.unpackedBytes).toFixed(0)}%); TF.js: tf.profile's peak bytes during trainOnBatch minus the bytes allocated before it`,
+  };
+  const tf = env.tf;
+  if (tf) {
+    const m = tfResnet(tf);
+    const tx = tf.tensor4d(Float32Array.from(x, (v) => v / 255), [y.length, 28, 28, 1]);
+    const ty = tf.tensor1d(Float32Array.from(y));
+    const theirs = await time(Math.min(env.reps, 5), async () => {
+      await m.fit(tx, ty, { epochs: 1, batchSize: 64, shuffle: true, verbose: 0 });
+    });
+    speed.tfjs = rate(theirs);
+    const bx = tx.slice(0, 64);
+    const by = ty.slice(0, 64);
+    const before = tf.memory().numBytes;
+    const profile = await tf.profile(async () => {
+      await m.trainOnBatch(bx, by);
+    });
+    memory.tfjs = stats([(profile.peakBytes - before) / MB]);
+    for (const t of [tx, ty, bx, by]) t.dispose();
+    m.dispose();
+  }
+  return [speed, memory];
 }
 
 async function matmulCase(env: BenchEnv, engine: Engine, n: number): Promise<CaseResult> {
@@ -374,6 +444,7 @@ export async function runCases(env: BenchEnv, which: readonly CaseName[]): Promi
     if (name.startsWith("matmul-")) out.push(await matmulCase(env, engine, Number(name.slice(7))));
     else if (name === "cnn-layers") out.push(...(await cnnLayers(env, engine)));
     else if (name === "train-step") out.push(await trainStep(env, engine));
+    else if (name === "resnet-step") out.push(...(await resnetStep(env, engine)));
     else if (name === "first-step") out.push(await firstStep(env));
     else if (name === "time-to-97") {
       if (env.mnist) out.push(await timeTo97(env, engine));

@@ -1,28 +1,38 @@
-// npm run train: the reference Keras MNIST CNN on this machine's WebGPU adapter, with a live progress
-// bar and Keras-style epoch lines; prints the test accuracy and saves the weights.
+// npm run train: the reference Keras MNIST CNN (or, with --model resnet, the small residual network) on
+// this machine's WebGPU adapter, with a live progress bar and Keras-style epoch lines; prints the test
+// accuracy and saves the weights.
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { loadMnist, subset } from "../src/data/mnist.ts";
-import { referenceCnn } from "../src/index.ts";
+import { referenceCnn, residualNet } from "../src/index.ts";
 import { saveSafetensors } from "../src/model/safetensors.ts";
 
 const { values: a } = parseArgs({
   options: {
-    epochs: { type: "string", default: "5" },
+    model: { type: "string", default: "cnn" },
+    epochs: { type: "string" },
     "batch-size": { type: "string", default: "64" },
     "train-size": { type: "string", default: "60000" },
     "test-size": { type: "string", default: "10000" },
     seed: { type: "string", default: "1" },
-    "learning-rate": { type: "string", default: "0.001" },
-    out: { type: "string", default: "out/mnist_cnn.safetensors" },
+    "learning-rate": { type: "string" },
+    "lr-decay": { type: "string" },
+    out: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (a.help) {
-  console.log("usage: npm run train -- [--epochs 5] [--batch-size 64] [--train-size 60000] [--test-size 10000] [--seed 1] [--learning-rate 0.001] [--out out/mnist_cnn.safetensors]");
+  console.log("usage: npm run train -- [--model cnn|resnet] [--epochs 5 (cnn) | 3 (resnet)] [--batch-size 64] [--train-size 60000] [--test-size 10000] [--seed 1] [--learning-rate 0.001 (cnn) | 0.002 (resnet)] [--lr-decay 1 (cnn) | 0.5 (resnet): factor per epoch] [--out out/mnist_<model>.safetensors]");
   process.exit(0);
 }
+const models = { cnn: { build: referenceCnn, epochs: "5", lr: "0.001", decay: "1" }, resnet: { build: residualNet, epochs: "3", lr: "0.002", decay: "0.5" } };
+const choice = models[a.model as keyof typeof models];
+if (!choice) throw new Error(`--model must be cnn or resnet, got ${a.model}`);
+a.epochs ??= choice.epochs;
+a["learning-rate"] ??= choice.lr;
+a["lr-decay"] ??= choice.decay;
+a.out ??= `out/mnist_${a.model}.safetensors`;
 const int = (name: keyof typeof a) => {
   const v = Number(a[name]);
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${a[name]}`);
@@ -34,13 +44,17 @@ const mnist = await loadMnist();
 const train = subset(mnist.train, Math.min(trainSize, mnist.train.count));
 const test = subset(mnist.test, Math.min(testSize, mnist.test.count));
 
-const model = referenceCnn();
+const model = choice.build();
 const learningRate = Number(a["learning-rate"]);
 if (!(learningRate > 0)) throw new Error(`--learning-rate must be a positive number, got ${a["learning-rate"]}`);
-await model.compile({ optimizer: { type: "adam", learningRate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed });
+const decay = Number(a["lr-decay"]);
+if (!(decay > 0 && decay <= 1)) throw new Error(`--lr-decay must be in (0, 1] (the learning rate's factor per epoch), got ${a["lr-decay"]}`);
+const stepsPerEpoch = Math.ceil(train.count / batchSize);
+const rate = decay === 1 ? learningRate : { initial: learningRate, decayRate: decay, decaySteps: stepsPerEpoch };
+await model.compile({ optimizer: { type: "adam", learningRate: rate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed });
 console.log(`adapter: ${model.engine.describe()}; matmul: ${model.engine.matmulVariant}`);
 console.log(model.summary());
-console.log(`training on ${train.count} images, batch ${batchSize}, ${epochs} epoch(s); testing on ${test.count}`);
+console.log(`training on ${train.count} images, batch ${batchSize}, ${epochs} epoch(s), Adam ${learningRate}${decay === 1 ? "" : ` × ${decay} per epoch`}; testing on ${test.count}`);
 
 const tty = process.stdout.isTTY;
 const start = performance.now();
@@ -76,6 +90,6 @@ const wall = (performance.now() - start) / 1000;
 const result = await model.evaluate(test.images, test.labels, { batchSize: 256 });
 console.log(`test accuracy: ${(result.accuracy! * 100).toFixed(2)}% (loss ${result.loss.toFixed(4)}) on ${test.count} images; training took ${wall.toFixed(1)} s`);
 await mkdir(dirname(a.out!), { recursive: true });
-await writeFile(a.out!, saveSafetensors(await model.getWeights(), { model: "mnist_cnn", test_accuracy: result.accuracy!.toFixed(4) }));
+await writeFile(a.out!, saveSafetensors(await model.getWeights(), { model: `mnist_${a.model}`, test_accuracy: result.accuracy!.toFixed(4) }));
 console.log(`weights saved to ${a.out}`);
 model.engine.dispose();
