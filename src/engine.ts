@@ -1,10 +1,10 @@
 // The engine: one device, its kernel registry and matmul choice, and the eager execution of dispatches.
-import { DataError, GpuError, ShapeError } from "./errors.ts";
-import { acquireGpu, describeAdapter, type Gpu, type GpuOptions } from "./gpu/device.ts";
+import { checkShape, flag, oneOf, optionsOf, shown } from "./args.ts";
+import { ConfigError, DataError, GpuError, ShapeError } from "./errors.ts";
+import { acquireGpu, checkGpuOptions, describeAdapter, GPU_OPTIONS, type Gpu, type GpuOptions } from "./gpu/device.ts";
 import { BufferUsage, MapMode, STORAGE_USAGE } from "./gpu/flags.ts";
 import { KernelRegistry, type Dispatch } from "./gpu/registry.ts";
 import type { KernelContext, MatmulVariant } from "./kernels.ts";
-import { Tensor, type DType } from "./tensor.ts";
 import { tunedMatmul } from "./tuning.ts";
 
 export interface EngineOptions extends GpuOptions {
@@ -18,6 +18,19 @@ export interface EngineOptions extends GpuOptions {
   poisonOutputs?: boolean;
   /** Check uploaded float data for NaN and Infinity and refuse it. */
   checkFinite?: boolean;
+}
+
+const MATMUL_CHOICES = ["auto", "guess", "tiled", "direct"] as const;
+const DTYPES: readonly DType[] = ["f32", "u32"];
+
+/** Checks Engine.create's options (and compile's engineOptions) before anything is acquired. */
+export function checkEngineOptions(options: unknown, what = "Engine.create"): EngineOptions {
+  const o = optionsOf<EngineOptions>(options, what, [...GPU_OPTIONS, "matmul", "poisonOutputs", "checkFinite"]);
+  oneOf(o.matmul, `${what}: matmul`, MATMUL_CHOICES);
+  flag(o.poisonOutputs, `${what}: poisonOutputs`);
+  flag(o.checkFinite, `${what}: checkFinite`);
+  checkGpuOptions(o, what);
+  return o;
 }
 
 export class Engine implements KernelContext {
@@ -35,6 +48,7 @@ export class Engine implements KernelContext {
 
   /** Acquires a device (or wraps the one given in options.device) and settles the matmul variant. */
   static async create(options: EngineOptions = {}): Promise<Engine> {
+    options = checkEngineOptions(options);
     const engine = new Engine(await acquireGpu(options), options);
     if ((options.matmul ?? "auto") === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report)).variant;
     return engine;
@@ -54,6 +68,7 @@ export class Engine implements KernelContext {
    * what sizes it, so that a buffer too large for the adapter gets advice that fits.
    */
   createBuffer(bytes: number, label: string, poison = this.options.poisonOutputs, holds: "batch" | "arena" | "dataset" | "other" = "batch"): GPUBuffer {
+    if (this.disposed) this.throwIfFailed();
     const size = Math.max(16, Math.ceil(bytes / 4) * 4);
     const limits = this.device.limits;
     // An arena is bound in ranges, so only the buffer itself is limited.
@@ -70,7 +85,10 @@ export class Engine implements KernelContext {
 
   /** Uploads data as a tensor of the given shape. */
   tensor(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32", label = "tensor"): Tensor {
-    const size = checkShape(shape, label);
+    if (typeof label !== "string") throw new ConfigError(`engine.tensor: label must be a string, got ${shown(label)}`);
+    const size = checkShape(shape, `${label}: shape`);
+    if (!DTYPES.includes(dtype)) throw new ConfigError(`${label}: dtype must be "f32" or "u32", got ${shown(dtype)}`);
+    checkData(data, label);
     if (data.length !== size) throw new ShapeError(`${label}: data has ${data.length} elements but shape [${shape.join(", ")}] needs ${size}`);
     const typed = dtype === "f32" ? Float32Array.from(data) : Uint32Array.from(data);
     if (dtype === "f32" && this.options.checkFinite) {
@@ -88,7 +106,9 @@ export class Engine implements KernelContext {
 
   /** An output tensor (NaN-poisoned when poisonOutputs is on). */
   empty(shape: readonly number[], dtype: DType = "f32", label = "tensor"): Tensor {
-    return new Tensor(this, this.createBuffer(checkShape(shape, label) * 4, label), shape, dtype);
+    const size = checkShape(shape, `${label}: shape`);
+    if (!DTYPES.includes(dtype)) throw new ConfigError(`${label}: dtype must be "f32" or "u32", got ${shown(dtype)}`);
+    return new Tensor(this, this.createBuffer(size * 4, label), shape, dtype);
   }
 
   /** Encodes dispatches into one command encoder and one compute pass, submits, then frees their uniforms. */
@@ -146,19 +166,75 @@ export class Engine implements KernelContext {
 
   /** Rethrows the first GPU error (validation, out of memory, device loss) reported since the last check. */
   throwIfFailed(): void {
+    if (this.disposed) throw new ConfigError(`this engine was disposed (${this.describe()}); create a new one with Engine.create()`);
     const e = this.gpu.takeError();
     if (e) throw e;
     if (this.gpu.lost) throw new GpuError(`the GPU device was lost (${this.describe()}); create a new Engine`);
   }
 
+  /** True once dispose() was called: every later use throws a ConfigError. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+  private isDisposed = false;
+
   dispose(): void {
+    this.isDisposed = true;
     this.device.destroy();
   }
 }
 
-function checkShape(shape: readonly number[], label: string): number {
-  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw new ShapeError(`${label}: shape [${shape}] must be a list of positive integers`);
+/** Tensor data: an array of numbers or a (non-BigInt) typed array. */
+function checkData(data: unknown, label: string): void {
+  const typed = ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array);
+  if (!typed && !Array.isArray(data)) {
+    const hint = data instanceof ArrayBuffer ? "; wrap it in a view, e.g. new Float32Array(buffer)" : "";
+    throw new DataError(`${label}: data must be an array of numbers or a Float32Array/Uint32Array (any non-BigInt typed array), got ${shown(data)}${hint}`);
   }
-  return shape.reduce((a, b) => a * b, 1);
+  if (typed) return;
+  const bad = (data as unknown[]).findIndex((v) => typeof v !== "number");
+  if (bad >= 0) throw new DataError(`${label}: data element ${bad} is ${shown((data as unknown[])[bad])}; tensor data must be numbers`);
+}
+
+/** A GPU tensor: a labelled storage buffer with a shape, owned by an engine; read() brings its values back. */
+export type DType = "f32" | "u32";
+
+export class Tensor {
+  readonly size: number;
+
+  constructor(
+    readonly engine: Engine,
+    readonly buffer: GPUBuffer,
+    readonly shape: readonly number[],
+    readonly dtype: DType = "f32",
+  ) {
+    if (!buffer || typeof buffer !== "object" || typeof buffer.size !== "number") throw new DataError(`Tensor: buffer must be a GPUBuffer, got ${shown(buffer)}`);
+    this.size = checkShape(shape, "Tensor: shape");
+    if (dtype !== "f32" && dtype !== "u32") throw new DataError(`Tensor: dtype must be "f32" or "u32", got ${shown(dtype)}`);
+  }
+
+  /** The values, after all GPU work submitted so far. */
+  async read(): Promise<Float32Array | Uint32Array> {
+    if (this.disposed) throw new DataError(`tensor "${this.buffer.label}": read() after dispose()`);
+    const bytes = await this.engine.read(this.buffer, this.size * 4);
+    return this.dtype === "f32" ? new Float32Array(bytes) : new Uint32Array(bytes);
+  }
+
+  /** The same buffer seen with another shape of the same size (Flatten). */
+  reshape(shape: readonly number[]): Tensor {
+    const size = checkShape(shape, "reshape: shape");
+    if (size !== this.size) throw new ShapeError(`reshape: [${this.shape}] has ${this.size} elements, [${shape}] has ${size}`);
+    return new Tensor(this.engine, this.buffer, shape, this.dtype);
+  }
+
+  /** True once dispose() was called; ops and read() refuse it then. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+  private isDisposed = false;
+
+  dispose(): void {
+    this.isDisposed = true;
+    this.buffer.destroy();
+  }
 }

@@ -1,6 +1,6 @@
 // Public entry point of the library.
 export { Engine, type EngineOptions } from "./engine.ts";
-export { Tensor, type DType } from "./tensor.ts";
+export { Tensor, type DType } from "./engine.ts";
 export * as ops from "./ops.ts";
 export * from "./errors.ts";
 export { acquireGpu, type AdapterReport, type Gpu, type GpuOptions } from "./gpu/device.ts";

@@ -1,10 +1,11 @@
 // The eager tensor API: each op checks shapes, builds its dispatches (src/kernels.ts), runs them, and
 // returns new tensors. Web apps embed the engine through it; the kernel tests drive it.
-import { ShapeError } from "./errors.ts";
+import { checkShape, flag, numberIn, optionsOf, shown } from "./args.ts";
+import { ConfigError, DataError, ShapeError } from "./errors.ts";
 import { planWindow, type Padding, type WindowPlan } from "./geometry.ts";
 import * as K from "./kernels.ts";
 import type { Activation } from "./kernels.ts";
-import type { Tensor } from "./tensor.ts";
+import { Tensor } from "./engine.ts";
 
 export interface MatmulOptions {
   transposeA?: boolean;
@@ -12,6 +13,18 @@ export interface MatmulOptions {
   /** (N), added before the activation. */
   bias?: Tensor;
   activation?: Activation;
+}
+
+/** A Tensor argument: null, a typed array or anything else is refused naming the op and the argument. */
+function tensor(v: unknown, op: string, name: string): Tensor {
+  if (!(v instanceof Tensor)) throw new DataError(`${op}: ${name} must be a Tensor (from engine.tensor() or another op), got ${shown(v)}`);
+  if (v.disposed) throw new DataError(`${op}: ${name} was disposed`);
+  return v;
+}
+
+function activationOf(v: unknown, op: string): Activation {
+  if (!K.ACTIVATIONS.includes(v as Activation)) throw new ConfigError(`${op}: activation must be one of ${K.ACTIVATIONS.join(", ")}, got ${shown(v)}`);
+  return v as Activation;
 }
 
 function rank(t: Tensor, r: number, op: string, name: string): void {
@@ -22,7 +35,14 @@ function same(a: Tensor, b: Tensor, op: string, an: string, bn: string): void {
   if (a.shape.join() !== b.shape.join()) throw new ShapeError(`${op}: ${an} [${a.shape.join(", ")}] and ${bn} [${b.shape.join(", ")}] must have the same shape`);
 }
 
-function matmulDims(a: Tensor, b: Tensor, o: MatmulOptions, op: string): { M: number; N: number; K: number } {
+function matmulDims(a: Tensor, b: Tensor, options: MatmulOptions, op: string): { M: number; N: number; K: number; o: MatmulOptions } {
+  tensor(a, op, "a");
+  tensor(b, op, "b");
+  const o = optionsOf<MatmulOptions>(options, op, ["transposeA", "transposeB", "bias", "activation"]);
+  flag(o.transposeA, `${op}: transposeA`);
+  flag(o.transposeB, `${op}: transposeB`);
+  if (o.bias !== undefined) tensor(o.bias, op, "bias");
+  if (o.activation !== undefined) activationOf(o.activation, op);
   rank(a, 2, op, "a");
   rank(b, 2, op, "b");
   const [M, Ka] = o.transposeA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
@@ -31,22 +51,24 @@ function matmulDims(a: Tensor, b: Tensor, o: MatmulOptions, op: string): { M: nu
     throw new ShapeError(`${op}: inner dimensions differ: op(a) is ${M}×${Ka}, op(b) is ${Kb}×${N} (a [${a.shape}], b [${b.shape}], transposeA ${!!o.transposeA}, transposeB ${!!o.transposeB})`);
   }
   if (o.bias && (o.bias.shape.length !== 1 || o.bias.shape[0] !== N)) throw new ShapeError(`${op}: bias must have shape [${N}], got [${o.bias.shape}]`);
-  return { M, N, K: Ka };
+  return { M, N, K: Ka, o };
 }
 
 /** act(op(a)·op(b) + bias). */
-export async function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Promise<Tensor> {
+export async function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
+  const { M, N, K: Kd, o } = matmulDims(a, b, options, "matmul");
   const e = a.engine;
-  const { M, N, K: Kd } = matmulDims(a, b, o, "matmul");
   const c = e.empty([M, N], "f32", "matmul c");
   await e.run([await K.matmul(e, a.buffer, b.buffer, c.buffer, { M, N, K: Kd, transA: o.transposeA, transB: o.transposeB, bias: o.bias?.buffer, act: o.activation })]);
   return c;
 }
 
 /** Gradients of y = act(op(a)·op(b) + bias) given y and dy: dz = dy · act'(y) and dbias in one pass, then the products. */
-export async function matmulBackward(a: Tensor, b: Tensor, y: Tensor, dy: Tensor, o: MatmulOptions = {}): Promise<{ da: Tensor; db: Tensor; dbias: Tensor }> {
+export async function matmulBackward(a: Tensor, b: Tensor, y: Tensor, dy: Tensor, options: MatmulOptions = {}): Promise<{ da: Tensor; db: Tensor; dbias: Tensor }> {
+  const { M, N, K: Kd, o } = matmulDims(a, b, options, "matmulBackward");
   const e = a.engine;
-  const { M, N, K: Kd } = matmulDims(a, b, o, "matmulBackward");
+  tensor(y, "matmulBackward", "y");
+  tensor(dy, "matmulBackward", "dy");
   same(y, dy, "matmulBackward", "y", "dy");
   if (y.shape.join() !== `${M},${N}`) throw new ShapeError(`matmulBackward: y must have shape [${M}, ${N}], got [${y.shape}]`);
   const act = o.activation ?? "linear";
@@ -81,25 +103,33 @@ export interface Conv2dOptions {
   activation?: Activation;
 }
 
-function pair(v: number | [number, number] | undefined, dflt: number): [number, number] {
-  return v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
+/** A window size or stride: one positive integer or a pair of them. */
+function pair(v: unknown, dflt: number, op: string, what: string): [number, number] {
+  const p = v === undefined ? [dflt, dflt] : typeof v === "number" ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2 || p.some((d) => typeof d !== "number" || !Number.isInteger(d) || d < 1)) throw new ShapeError(`${op}: ${what} must be a positive integer or a pair of them, got ${shown(v)}`);
+  return p as [number, number];
 }
 
-function convPlan(x: Tensor, w: Tensor, o: Conv2dOptions, op: string): { p: WindowPlan; F: number } {
+function convPlan(x: Tensor, w: Tensor, options: Conv2dOptions, op: string): { p: WindowPlan; F: number; o: Conv2dOptions } {
+  tensor(x, op, "x");
+  tensor(w, op, "w");
+  const o = optionsOf<Conv2dOptions>(options, op, ["strides", "padding", "bias", "activation"]);
+  if (o.bias !== undefined) tensor(o.bias, op, "bias");
+  if (o.activation !== undefined) activationOf(o.activation, op);
   rank(x, 4, op, "x (B, H, W, C)");
   rank(w, 4, op, "w (KH, KW, C, F)");
   const [B, H, W, C] = x.shape as [number, number, number, number];
   const [KH, KW, Cw, F] = w.shape as [number, number, number, number];
   if (Cw !== C) throw new ShapeError(`${op}: x has ${C} channels but w [${w.shape}] expects ${Cw}`);
   if (o.bias && (o.bias.shape.length !== 1 || o.bias.shape[0] !== F)) throw new ShapeError(`${op}: bias must have shape [${F}], got [${o.bias.shape}]`);
-  const [SH, SW] = pair(o.strides, 1);
-  return { p: planWindow({ B, H, W, C, KH, KW, SH, SW, padding: o.padding ?? "valid" }, op), F };
+  const [SH, SW] = pair(o.strides, 1, op, "strides");
+  return { p: planWindow({ B, H, W, C, KH, KW, SH, SW, padding: o.padding ?? "valid" }, op), F, o };
 }
 
 /** y (B, OH, OW, F) = act(conv(x (B, H, W, C), w (KH, KW, C, F)) + bias), as im2col + matmul. */
-export async function conv2d(x: Tensor, w: Tensor, o: Conv2dOptions = {}): Promise<Tensor> {
+export async function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Promise<Tensor> {
+  const { p, F, o } = convPlan(x, w, options, "conv2d");
   const e = x.engine;
-  const { p, F } = convPlan(x, w, o, "conv2d");
   const rows = p.B * p.OH * p.OW;
   const depth = p.KH * p.KW * p.C;
   const cols = e.createBuffer(rows * depth * 4, "conv2d cols", false);
@@ -112,9 +142,11 @@ export async function conv2d(x: Tensor, w: Tensor, o: Conv2dOptions = {}): Promi
 }
 
 /** Gradients of conv2d: dZ = dy · act'(y) and db = Σ dZ in one pass, then dW = colsᵀ·dZ and dX = col2im(dZ·Wᵀ). */
-export async function conv2dBackward(x: Tensor, w: Tensor, y: Tensor, dy: Tensor, o: Conv2dOptions = {}): Promise<{ dx: Tensor; dw: Tensor; db: Tensor }> {
+export async function conv2dBackward(x: Tensor, w: Tensor, y: Tensor, dy: Tensor, options: Conv2dOptions = {}): Promise<{ dx: Tensor; dw: Tensor; db: Tensor }> {
+  const { p, F, o } = convPlan(x, w, options, "conv2dBackward");
   const e = x.engine;
-  const { p, F } = convPlan(x, w, o, "conv2dBackward");
+  tensor(y, "conv2dBackward", "y");
+  tensor(dy, "conv2dBackward", "dy");
   same(y, dy, "conv2dBackward", "y", "dy");
   if (y.shape.join() !== [p.B, p.OH, p.OW, F].join()) throw new ShapeError(`conv2dBackward: y must have shape [${[p.B, p.OH, p.OW, F]}], got [${y.shape}]`);
   const rows = p.B * p.OH * p.OW;
@@ -149,17 +181,18 @@ export interface Pool2dOptions {
   padding?: Padding;
 }
 
-function poolPlan(xShape: readonly number[], o: Pool2dOptions, op: string): WindowPlan {
+function poolPlan(xShape: readonly number[], options: Pool2dOptions, op: string): WindowPlan {
+  const o = optionsOf<Pool2dOptions>(options, op, ["poolSize", "strides", "padding"]);
   if (xShape.length !== 4) throw new ShapeError(`${op}: x must have rank 4 (B, H, W, C), got shape [${xShape.join(", ")}]`);
   const [B, H, W, C] = xShape as [number, number, number, number];
-  const [KH, KW] = pair(o.poolSize, 2);
-  const [SH, SW] = pair(o.strides, 0).map((s, i) => s || [KH, KW][i]!) as [number, number];
+  const [KH, KW] = pair(o.poolSize, 2, op, "poolSize");
+  const [SH, SW] = o.strides === undefined ? [KH, KW] : pair(o.strides, 1, op, "strides");
   return planWindow({ B, H, W, C, KH, KW, SH, SW, padding: o.padding ?? "valid" }, op);
 }
 
 /** Max pooling; also returns the argmax (flat index into x of each window's max) for the backward pass. */
 export async function maxPool2d(x: Tensor, o: Pool2dOptions = {}): Promise<{ y: Tensor; argmax: Tensor }> {
-  const e = x.engine;
+  const e = tensor(x, "maxPool2d", "x").engine;
   const p = poolPlan(x.shape, o, "maxPool2d");
   const y = e.empty([p.B, p.OH, p.OW, p.C], "f32", "maxPool2d y");
   const argmax = e.empty(y.shape, "u32", "maxPool2d argmax");
@@ -168,7 +201,9 @@ export async function maxPool2d(x: Tensor, o: Pool2dOptions = {}): Promise<{ y: 
 }
 
 export async function maxPool2dBackward(argmax: Tensor, dy: Tensor, xShape: readonly number[], o: Pool2dOptions = {}): Promise<Tensor> {
-  const e = dy.engine;
+  tensor(argmax, "maxPool2dBackward", "argmax");
+  const e = tensor(dy, "maxPool2dBackward", "dy").engine;
+  checkShape(xShape, "maxPool2dBackward: xShape");
   const p = poolPlan(xShape, o, "maxPool2dBackward");
   same(argmax, dy, "maxPool2dBackward", "argmax", "dy");
   const dx = e.empty(xShape, "f32", "maxPool2d dx");
@@ -177,7 +212,7 @@ export async function maxPool2dBackward(argmax: Tensor, dy: Tensor, xShape: read
 }
 
 export async function avgPool2d(x: Tensor, o: Pool2dOptions = {}): Promise<Tensor> {
-  const e = x.engine;
+  const e = tensor(x, "avgPool2d", "x").engine;
   const p = poolPlan(x.shape, o, "avgPool2d");
   const y = e.empty([p.B, p.OH, p.OW, p.C], "f32", "avgPool2d y");
   await e.run([await K.avgPoolForward(e, x.buffer, y.buffer, p)]);
@@ -185,7 +220,8 @@ export async function avgPool2d(x: Tensor, o: Pool2dOptions = {}): Promise<Tenso
 }
 
 export async function avgPool2dBackward(dy: Tensor, xShape: readonly number[], o: Pool2dOptions = {}): Promise<Tensor> {
-  const e = dy.engine;
+  const e = tensor(dy, "avgPool2dBackward", "dy").engine;
+  checkShape(xShape, "avgPool2dBackward: xShape");
   const p = poolPlan(xShape, o, "avgPool2dBackward");
   if (dy.shape.join() !== [p.B, p.OH, p.OW, p.C].join()) throw new ShapeError(`avgPool2dBackward: dy must have shape [${[p.B, p.OH, p.OW, p.C]}], got [${dy.shape}]`);
   const dx = e.empty(xShape, "f32", "avgPool2d dx");
@@ -193,18 +229,23 @@ export async function avgPool2dBackward(dy: Tensor, xShape: readonly number[], o
   return dx;
 }
 
-export async function activation(x: Tensor, act: Activation): Promise<Tensor> {
+export async function activation(x: Tensor, act: Activation, op = "activation"): Promise<Tensor> {
+  tensor(x, op, "x");
+  activationOf(act, op);
   const y = x.engine.empty(x.shape, "f32", `${act} y`);
   await x.engine.run([await K.activationForward(x.engine, x.buffer, y.buffer, x.size, act)]);
   return y;
 }
 
-export const relu = (x: Tensor) => activation(x, "relu");
-export const sigmoid = (x: Tensor) => activation(x, "sigmoid");
-export const tanh = (x: Tensor) => activation(x, "tanh");
+export const relu = (x: Tensor) => activation(x, "relu", "relu");
+export const sigmoid = (x: Tensor) => activation(x, "sigmoid", "sigmoid");
+export const tanh = (x: Tensor) => activation(x, "tanh", "tanh");
 
 /** dx = dy · act'(y), from the activation's output y. */
 export async function activationBackward(y: Tensor, dy: Tensor, act: Activation): Promise<Tensor> {
+  tensor(y, "activationBackward", "y");
+  tensor(dy, "activationBackward", "dy");
+  activationOf(act, "activationBackward");
   same(y, dy, `${act}Backward`, "y", "dy");
   const dx = y.engine.empty(y.shape, "f32", `${act} dx`);
   await y.engine.run([await K.activationBackward(y.engine, y.buffer, dy.buffer, dx.buffer, y.size, act)]);
@@ -213,6 +254,7 @@ export async function activationBackward(y: Tensor, dy: Tensor, act: Activation)
 
 /** db (N) = column sums of dy (R, N). */
 export async function biasGrad(dy: Tensor): Promise<Tensor> {
+  tensor(dy, "biasGrad", "dy");
   rank(dy, 2, "biasGrad", "dy");
   const [R, N] = dy.shape as [number, number];
   const db = dy.engine.empty([N], "f32", "bias grad");
@@ -230,8 +272,10 @@ export interface SoftmaxXentResult {
 }
 
 /** Fused softmax + cross-entropy against u32 class ids (B) or f32 target distributions (B, K). */
-export async function softmaxCrossEntropy(logits: Tensor, labels: Tensor, o: { nValid?: number } = {}): Promise<SoftmaxXentResult> {
-  const e = logits.engine;
+export async function softmaxCrossEntropy(logits: Tensor, labels: Tensor, options: { nValid?: number } = {}): Promise<SoftmaxXentResult> {
+  const e = tensor(logits, "softmaxCrossEntropy", "logits").engine;
+  tensor(labels, "softmaxCrossEntropy", "labels");
+  const o = optionsOf<{ nValid: number }>(options, "softmaxCrossEntropy", ["nValid"]);
   rank(logits, 2, "softmaxCrossEntropy", "logits");
   const [B, Kc] = logits.shape as [number, number];
   const sparse = labels.dtype === "u32";
@@ -248,8 +292,20 @@ export async function softmaxCrossEntropy(logits: Tensor, labels: Tensor, o: { n
   return { loss, dlogits, metrics };
 }
 
+/** The hyperparameters of sgdStep and adamStep, checked on the CPU so a bad one never reaches the GPU. */
+function hyper<T extends { lr: number; decay?: Tensor }>(h: unknown, op: string, w: Tensor, known: readonly string[]): T {
+  if (h === undefined || h === null) throw new ConfigError(`${op}: hyperparameters { ${known.join(", ")} } are required, got ${shown(h)}`);
+  const o = optionsOf<T>(h, op, known) as T;
+  numberIn(o.lr, `${op}: lr`, (x) => x >= 0, "a finite number ≥ 0");
+  if (o.decay !== undefined) same(w, tensor(o.decay, op, "decay"), op, "w", "decay");
+  return o;
+}
+
 /** In-place SGD with momentum (Keras): vel = momentum·vel − lr·(g + decay·w); w += vel. */
-export async function sgdStep(w: Tensor, g: Tensor, vel: Tensor, h: { lr: number; momentum?: number; decay?: Tensor }): Promise<void> {
+export async function sgdStep(w: Tensor, g: Tensor, vel: Tensor, hyperparameters: { lr: number; momentum?: number; decay?: Tensor }): Promise<void> {
+  for (const [t, n] of [[w, "w"], [g, "g"], [vel, "velocity"]] as const) tensor(t, "sgdStep", n);
+  const h = hyper<typeof hyperparameters>(hyperparameters, "sgdStep", w, ["lr", "momentum", "decay"]);
+  numberIn(h.momentum ?? 0, "sgdStep: momentum", (x) => x >= 0 && x < 1, "in [0, 1)");
   same(w, g, "sgdStep", "w", "g");
   same(w, vel, "sgdStep", "w", "velocity");
   const e = w.engine;
@@ -258,7 +314,12 @@ export async function sgdStep(w: Tensor, g: Tensor, vel: Tensor, h: { lr: number
 }
 
 /** In-place Adam step number `step` (1-based), Keras/TF formulation. */
-export async function adamStep(w: Tensor, g: Tensor, m: Tensor, v: Tensor, h: { lr: number; step: number; beta1?: number; beta2?: number; eps?: number; decay?: Tensor }): Promise<void> {
+export async function adamStep(w: Tensor, g: Tensor, m: Tensor, v: Tensor, hyperparameters: { lr: number; step: number; beta1?: number; beta2?: number; eps?: number; decay?: Tensor }): Promise<void> {
+  for (const [t, n] of [[w, "w"], [g, "g"], [m, "m"], [v, "v"]] as const) tensor(t, "adamStep", n);
+  const h = hyper<typeof hyperparameters>(hyperparameters, "adamStep", w, ["lr", "step", "beta1", "beta2", "eps", "decay"]);
+  if (typeof h.step !== "number" || !Number.isInteger(h.step) || h.step < 1) throw new ConfigError(`adamStep: step must be the 1-based step number, a positive integer, got ${shown(h.step)}`);
+  for (const k of ["beta1", "beta2"] as const) numberIn(h[k] ?? 0, `adamStep: ${k}`, (x) => x >= 0 && x < 1, "in [0, 1)");
+  numberIn(h.eps ?? 1, "adamStep: eps", (x) => x > 0, "a positive number");
   for (const [t, n] of [[g, "g"], [m, "m"], [v, "v"]] as const) same(w, t, "adamStep", "w", n);
   const e = w.engine;
   const beta1 = h.beta1 ?? 0.9;

@@ -14,7 +14,7 @@ import { shaderSources } from "../src/gpu/shaders.ts";
 import type { Activation } from "../src/kernels.ts";
 import { depthwiseConvBackwardFilter, depthwiseConvBackwardInput, depthwiseConvForward } from "../src/kernels/depthwise.ts";
 import { batchNormBackward, batchNormForward, layerNormBackward, layerNormForward } from "../src/kernels/normalization.ts";
-import type { Tensor } from "../src/tensor.ts";
+import type { Tensor } from "../src/engine.ts";
 import * as cpu from "./reference/cpu.ts";
 import type { Conv2dGeom } from "./reference/cpu.ts";
 import { expectClose, numericGradient } from "./reference/grad_check.ts";

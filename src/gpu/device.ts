@@ -1,6 +1,7 @@
 // Device acquisition: navigator.gpu in the browser, Dawn in Node with a CPU Vulkan fallback, and
 // reporting of device loss and uncaptured GPU errors.
-import { GpuError } from "../errors.ts";
+import { oneOf, shown } from "../args.ts";
+import { ConfigError, GpuError } from "../errors.ts";
 
 /** What the engine runs on, in words a person can check. */
 export interface AdapterReport {
@@ -25,6 +26,23 @@ export interface GpuOptions {
   adapter?: "auto" | "hardware" | "lavapipe" | "swiftshader";
   /** Called for device loss and uncaptured GPU errors (default: console.error). */
   onError?: (error: GpuError) => void;
+}
+
+export const GPU_OPTIONS = ["device", "powerPreference", "adapter", "onError"] as const;
+
+/** Checks GpuOptions before anything is acquired; `what` names the caller. */
+export function checkGpuOptions(opts: unknown, what: string): GpuOptions {
+  if (opts === undefined || opts === null) return {};
+  if (typeof opts !== "object" || Array.isArray(opts)) throw new ConfigError(`${what}: options must be an object { ${GPU_OPTIONS.join(", ")}, ... }, got ${shown(opts)}`);
+  const o = opts as GpuOptions;
+  oneOf(o.adapter, `${what}: adapter`, ["auto", "hardware", "lavapipe", "swiftshader"]);
+  oneOf(o.powerPreference, `${what}: powerPreference`, ["high-performance", "low-power"]);
+  if (o.onError !== undefined && typeof o.onError !== "function") throw new ConfigError(`${what}: onError must be a function (error) => void, got ${shown(o.onError)}`);
+  const d = o.device as Partial<GPUDevice> | undefined;
+  if (d !== undefined && (typeof d !== "object" || d === null || typeof d.createBuffer !== "function" || typeof d.queue !== "object")) {
+    throw new ConfigError(`${what}: device must be a GPUDevice (from adapter.requestDevice()), got ${shown(d)}`);
+  }
+  return o;
 }
 
 /** An acquired device with its adapter report; `takeError()` returns (and clears) the first GPU error seen. */
@@ -119,6 +137,7 @@ async function nodeAdapter(opts: GpuOptions): Promise<{ adapter: GPUAdapter; ins
 
 /** Acquires a device on the best adapter this machine has and wires up error reporting. */
 export async function acquireGpu(opts: GpuOptions = {}): Promise<Gpu> {
+  opts = checkGpuOptions(opts, "acquireGpu");
   const onError = opts.onError ?? ((e: GpuError) => console.error(e.message));
   let device = opts.device;
   let report: AdapterReport;

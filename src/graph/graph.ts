@@ -1,5 +1,6 @@
 // The graph IR: symbolic tensors (static per-example shapes) produced by op nodes. A model is the set of
 // nodes between its inputs and its outputs, in topological order; nothing here touches the GPU.
+import { shown } from "../args.ts";
 import { ConfigError } from "../errors.ts";
 import type { OpConfigs, OpKind, Shape } from "./ops.ts";
 
@@ -80,9 +81,11 @@ export function makeNode<K extends OpKind>(kind: K, config: OpConfigs[K], inputs
 
 /** A model input: `Input({ shape: [28, 28, 1] })`. */
 export function Input(o: { shape: number[]; name?: string }): SymbolicTensor {
+  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new ConfigError(`Input takes { shape, name? }, e.g. Input({ shape: [28, 28, 1] }), got ${shown(o)}`);
   if (!Array.isArray(o?.shape) || o.shape.length === 0 || o.shape.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw new ConfigError(`Input: shape must be a non-empty list of positive integers (one example, no batch dimension), got ${JSON.stringify(o?.shape)}`);
+    throw new ConfigError(`Input: shape must be a non-empty list of positive integers (one example, no batch dimension), got ${shown(o?.shape)}`);
   }
+  if (o.name !== undefined && (typeof o.name !== "string" || o.name === "")) throw new ConfigError(`Input: name must be a non-empty string, got ${shown(o.name)}`);
   return new SymbolicTensor([...o.shape], "input", o.name ?? `input_${tensorIds + 1}`);
 }
 

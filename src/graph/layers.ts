@@ -1,9 +1,10 @@
 // Keras-shaped layers: each kind declares its weights and emits a small subgraph of ops when applied
 // to symbolic tensors (Dense is one fused matmul, Conv2D is im2col plus a fused matmul). A layer applied
 // twice emits two subgraphs over the same weight tensors, so the backward walk sums their gradients.
+import { checkShape, flag, numberIn, oneOf, shown } from "../args.ts";
 import { ConfigError, ShapeError } from "../errors.ts";
 import type { Padding } from "../geometry.ts";
-import type { Activation as Act } from "../kernels.ts";
+import { ACTIVATIONS, type Activation as Act } from "../kernels.ts";
 import { makeNode, SymbolicTensor, type Shape, type WeightSpec } from "./graph.ts";
 import { OPS, type OpConfigs, type OpKind, type Window } from "./ops.ts";
 
@@ -36,6 +37,8 @@ export type Emit = <Kd extends OpKind>(kind: Kd, config: OpConfigs[Kd], inputs: 
 export interface LayerRule<Lk extends LayerKind> {
   /** How many inputs it takes: [min, max]. */
   arity: [number, number];
+  /** Checks the options when the layer is created, before any shape is known (errors name the option). */
+  check(c: LayerConfigs[Lk], where: string): void;
   weights(c: LayerConfigs[Lk], inShapes: readonly Shape[], where: string): WeightSpec[];
   emit(c: LayerConfigs[Lk], inputs: readonly SymbolicTensor[], weights: readonly SymbolicTensor[], op: Emit, where: string): SymbolicTensor;
 }
@@ -46,8 +49,26 @@ const pair = (v: Pair | undefined, d: number): [number, number] => (v === undefi
 const fused = (a: OutputActivation | undefined): Act => (a === "softmax" || a === undefined ? "linear" : a);
 
 function positive(v: unknown, where: string, what: string): void {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new ConfigError(`${where}: ${what} must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new ConfigError(`${where}: ${what} must be a positive integer, got ${shown(v)}`);
 }
+
+/** Option checks for `check`: optional unless said, each error naming the layer and the option. */
+const opt = {
+  positive: (v: unknown, where: string, what: string) => v === undefined || positive(v, where, what),
+  pair: (v: unknown, where: string, what: string) => {
+    if (v === undefined) return;
+    const p = typeof v === "number" ? [v, v] : v;
+    if (!Array.isArray(p) || p.length !== 2 || p.some((d) => typeof d !== "number" || !Number.isInteger(d) || d < 1)) throw new ConfigError(`${where}: ${what} must be a positive integer or a pair of them, got ${shown(v)}`);
+  },
+  padding: (v: unknown, where: string) => oneOf(v, `${where}: padding`, ["valid", "same"]),
+  activation: (v: unknown, where: string) => oneOf(v, `${where}: activation`, [...ACTIVATIONS, "softmax"]),
+  l2: (v: unknown, where: string, what: string) => {
+    if (v === undefined) return;
+    if (typeof v !== "object" || v === null) throw new ConfigError(`${where}: ${what} must be { l2: number ≥ 0 }, got ${shown(v)}`);
+    numberIn((v as L2).l2, `${where}: ${what}.l2`, (x) => x >= 0, "a finite number ≥ 0");
+  },
+  number: (v: unknown, where: string, what: string, ok: (x: number) => boolean, need: string) => v === undefined || numberIn(v, `${where}: ${what}`, ok, need),
+};
 
 function rank(s: Shape, r: number, where: string, what: string): void {
   if (s.length !== r) throw new ShapeError(`${where}: expects ${what} per example, but its input has shape [${s.join(", ")}]${r === 1 ? "; add a Flatten layer before it" : ""}`);
@@ -71,6 +92,11 @@ function poolWindow(c: LayerConfigs["maxPooling2d"]): Window {
 
 const pool = (kind: "maxPool" | "avgPool"): LayerRule<"maxPooling2d" | "averagePooling2d"> => ({
   arity: [1, 1],
+  check: (c, where) => {
+    opt.pair(c.poolSize, where, "poolSize");
+    opt.pair(c.strides, where, "strides");
+    opt.padding(c.padding, where);
+  },
   weights: () => [],
   emit: (c, [x], _w, op) => op(kind, poolWindow(c), [x!]),
 });
@@ -78,6 +104,7 @@ const pool = (kind: "maxPool" | "avgPool"): LayerRule<"maxPooling2d" | "averageP
 /** Two or more inputs folded pairwise by one op. */
 const merge = (kind: "add" | "multiply"): LayerRule<"add" | "multiply"> => ({
   arity: [2, Infinity],
+  check: () => undefined,
   weights: () => [],
   emit: (_c, inputs, _w, op) => inputs.slice(1).reduce((acc, t) => op(kind, {}, [acc, t]), inputs[0]!),
 });
@@ -85,6 +112,16 @@ const merge = (kind: "add" | "multiply"): LayerRule<"add" | "multiply"> => ({
 export const LAYERS: { [Lk in LayerKind]: LayerRule<Lk> } = {
   conv2d: {
     arity: [1, 1],
+    check: (c, where) => {
+      positive(c.filters, where, "filters");
+      if (c.kernelSize === undefined) throw new ConfigError(`${where}: kernelSize is required (e.g. kernelSize: 3)`);
+      opt.pair(c.kernelSize, where, "kernelSize");
+      opt.pair(c.strides, where, "strides");
+      opt.padding(c.padding, where);
+      opt.activation(c.activation, where);
+      flag(c.useBias, `${where}: useBias`);
+      opt.l2(c.kernelRegularizer, where, "kernelRegularizer");
+    },
     weights: (c, [s], where) => {
       positive(c.filters, where, "filters");
       rank(s!, 3, where, "a (height, width, channels) image");
@@ -103,6 +140,16 @@ export const LAYERS: { [Lk in LayerKind]: LayerRule<Lk> } = {
   },
   depthwiseConv2d: {
     arity: [1, 1],
+    check: (c, where) => {
+      if (c.kernelSize === undefined) throw new ConfigError(`${where}: kernelSize is required (e.g. kernelSize: 3)`);
+      opt.pair(c.kernelSize, where, "kernelSize");
+      opt.pair(c.strides, where, "strides");
+      opt.padding(c.padding, where);
+      opt.positive(c.depthMultiplier, where, "depthMultiplier");
+      opt.activation(c.activation, where);
+      flag(c.useBias, `${where}: useBias`);
+      opt.l2(c.depthwiseRegularizer, where, "depthwiseRegularizer");
+    },
     weights: (c, [s], where) => {
       rank(s!, 3, where, "a (height, width, channels) image");
       const m = c.depthMultiplier ?? 1;
@@ -116,23 +163,34 @@ export const LAYERS: { [Lk in LayerKind]: LayerRule<Lk> } = {
   },
   maxPooling2d: pool("maxPool"),
   averagePooling2d: pool("avgPool"),
-  globalAveragePooling2d: { arity: [1, 1], weights: () => [], emit: (_c, [x], _w, op) => op("globalAvgPool", {}, [x!]) },
-  flatten: { arity: [1, 1], weights: () => [], emit: (_c, [x], _w, op) => op("reshape", { shape: [x!.size] }, [x!]) },
+  globalAveragePooling2d: { arity: [1, 1], check: () => undefined, weights: () => [], emit: (_c, [x], _w, op) => op("globalAvgPool", {}, [x!]) },
+  flatten: { arity: [1, 1], check: () => undefined, weights: () => [], emit: (_c, [x], _w, op) => op("reshape", { shape: [x!.size] }, [x!]) },
   reshape: {
     arity: [1, 1],
+    check: (c, where) => {
+      const t = c.targetShape;
+      if (!Array.isArray(t) || t.length === 0 || t.filter((d) => d === -1).length > 1 || t.some((d) => d !== -1 && (!Number.isInteger(d) || d < 1))) {
+        throw new ConfigError(`${where}: targetShape must be positive integers with at most one -1, got ${shown(t)}`);
+      }
+    },
     weights: () => [],
     emit: (c, [x], _w, op, where) => {
       const t = c.targetShape;
-      if (!Array.isArray(t) || t.filter((d) => d === -1).length > 1 || t.some((d) => d !== -1 && (!Number.isInteger(d) || d < 1))) {
-        throw new ConfigError(`${where}: targetShape must be positive integers with at most one -1, got ${JSON.stringify(t)}`);
-      }
       const known = size(t.filter((d) => d !== -1));
+      if (t.includes(-1) && x!.size % known !== 0) throw new ShapeError(`${where}: targetShape [${t.join(", ")}] cannot hold [${x!.shape.join(", ")}] (${x!.size} values per example): ${x!.size} is not a multiple of ${known}`);
+      if (!t.includes(-1) && known !== x!.size) throw new ShapeError(`${where}: targetShape [${t.join(", ")}] holds ${known} values per example but the input [${x!.shape.join(", ")}] has ${x!.size}`);
       const shape = t.map((d) => (d === -1 ? x!.size / known : d));
       return op("reshape", { shape }, [x!]);
     },
   },
   dense: {
     arity: [1, 1],
+    check: (c, where) => {
+      positive(c.units, where, "units");
+      opt.activation(c.activation, where);
+      flag(c.useBias, `${where}: useBias`);
+      opt.l2(c.kernelRegularizer, where, "kernelRegularizer");
+    },
     weights: (c, [s], where) => {
       positive(c.units, where, "units");
       rank(s!, 1, where, "a vector");
@@ -141,18 +199,26 @@ export const LAYERS: { [Lk in LayerKind]: LayerRule<Lk> } = {
     },
     emit: (c, [x], w, op) => op("matmul", { act: fused(c.activation), bias: w.length > 1 }, [x!, ...w], c.activation === "softmax"),
   },
-  dropout: { arity: [1, 1], weights: () => [], emit: (c, [x], _w, op) => op("dropout", { rate: c.rate }, [x!]) },
+  dropout: { arity: [1, 1], check: (c, where) => void numberIn(c.rate, `${where}: rate`, (x) => x >= 0 && x < 1, "a number in [0, 1)"), weights: () => [], emit: (c, [x], _w, op) => op("dropout", { rate: c.rate }, [x!]) },
   activation: {
     arity: [1, 1],
+    check: (c, where) => {
+      if (c.activation === undefined) throw new ConfigError(`${where}: activation is required, one of ${[...ACTIVATIONS, "softmax"].join(", ")}`);
+      opt.activation(c.activation, where);
+    },
     weights: () => [],
     // softmax: an alias of x marked for the loss (or predict's softmax pass) to apply
     emit: (c, [x], _w, op) => (c.activation === "softmax" ? op("reshape", { shape: [...x!.shape] }, [x!], true) : op("activation", { act: fused(c.activation) }, [x!])),
   },
   add: merge("add"),
   multiply: merge("multiply"),
-  concatenate: { arity: [2, Infinity], weights: () => [], emit: (c, inputs, _w, op) => op("concat", { axis: c.axis ?? -1 }, inputs) },
+  concatenate: { arity: [2, Infinity], check: (c, where) => void opt.number(c.axis, where, "axis", Number.isInteger, "an integer (-1: the last axis)"), weights: () => [], emit: (c, inputs, _w, op) => op("concat", { axis: c.axis ?? -1 }, inputs) },
   batchNormalization: {
     arity: [1, 1],
+    check: (c, where) => {
+      opt.number(c.momentum, where, "momentum", (x) => x >= 0 && x <= 1, "a number in [0, 1]");
+      opt.number(c.epsilon, where, "epsilon", (x) => x > 0, "a positive number");
+    },
     weights: (_c, [s]) => {
       const C = s!.at(-1)!;
       return [
@@ -166,6 +232,7 @@ export const LAYERS: { [Lk in LayerKind]: LayerRule<Lk> } = {
   },
   layerNormalization: {
     arity: [1, 1],
+    check: (c, where) => void opt.number(c.epsilon, where, "epsilon", (x) => x > 0, "a positive number"),
     weights: (_c, [s]) => [
       { role: "gamma", shape: [s!.at(-1)!], init: { kind: "ones" }, l2: 0 },
       { role: "beta", shape: [s!.at(-1)!], init: { kind: "zeros" }, l2: 0 },
@@ -201,9 +268,16 @@ export class Layer<Lk extends LayerKind = LayerKind> {
     if (!Object.hasOwn(LAYERS, kind)) throw new ConfigError(`unknown layer kind "${kind}"; known: ${Object.keys(LAYERS).join(", ")}`);
     const n = (counters.get(kind) ?? 0) + 1;
     counters.set(kind, n);
-    this.name = common.name ?? `${kind.replace(/[A-Z0-9]+/g, (m) => `_${m.toLowerCase()}`)}_${n}`;
-    this.inputShape = common.inputShape;
-    this.trainable = common.trainable ?? true;
+    const dflt = `${kind.replace(/[A-Z0-9]+/g, (m) => `_${m.toLowerCase()}`)}_${n}`;
+    const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+    if (!isObject(config)) throw new ConfigError(`layer ${dflt}: options must be an object${kind === "dense" ? " (e.g. { units: 10 })" : ""}, got ${shown(config)}`);
+    if (!isObject(common)) throw new ConfigError(`layer ${dflt}: options must be an object, got ${shown(common)}`);
+    if (common.name !== undefined && (typeof common.name !== "string" || common.name === "")) throw new ConfigError(`layer ${dflt}: name must be a non-empty string, got ${shown(common.name)}`);
+    this.name = common.name ?? dflt;
+    if (common.inputShape !== undefined) checkShape(common.inputShape, `layer ${this.name}: inputShape`);
+    this.inputShape = common.inputShape && [...common.inputShape];
+    this.trainable = flag(common.trainable, `layer ${this.name}: trainable`) ?? true;
+    LAYERS[kind].check(config, `layer ${this.name}`);
   }
 
   /** Applies the layer to one or more symbolic tensors; a layer applied twice shares its weights. */
@@ -214,7 +288,7 @@ export class Layer<Lk extends LayerKind = LayerKind> {
     const [min, max] = rule.arity;
     if (inputs.length < min || inputs.length > max) throw new ConfigError(`${where}: takes ${min === max ? min : `${min} or more`} input${max === 1 ? "" : "s"}, got ${inputs.length}`);
     for (const t of inputs) {
-      if (!(t instanceof SymbolicTensor) || (t.role !== "input" && t.role !== "activation")) throw new ConfigError(`${where}: apply() takes symbolic tensors from Input() or another layer's apply(), got ${Object.prototype.toString.call(t)}`);
+      if (!(t instanceof SymbolicTensor) || (t.role !== "input" && t.role !== "activation")) throw new ConfigError(`${where}: apply() takes symbolic tensors from Input() or another layer's apply(), got ${shown(t)}`);
     }
     const shapes = inputs.map((t) => t.shape);
     const specs = rule.weights(this.config, shapes, where);

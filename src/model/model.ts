@@ -1,7 +1,8 @@
 // The Keras-shaped facade: a functional Model (Input → layer.apply → Model({ inputs, outputs })) and
 // Sequential, a chain builder over the same graph. compile() checks the graph and creates a session;
 // fit, evaluate and predict hand it to src/train.
-import { Engine, type EngineOptions } from "../engine.ts";
+import { flag, optionsOf, shown } from "../args.ts";
+import { checkEngineOptions, Engine, type EngineOptions } from "../engine.ts";
 import { ConfigError, ShapeError } from "../errors.ts";
 import { Input, topologicalNodes, type Node, type SymbolicTensor } from "../graph/graph.ts";
 import type { Layer } from "../graph/layers.ts";
@@ -50,7 +51,10 @@ export class Model implements Trainee {
   private running = false;
 
   constructor(private readonly io?: { inputs: SymbolicTensor | SymbolicTensor[]; outputs: SymbolicTensor | SymbolicTensor[]; name?: string }) {
-    if (io !== undefined) this.graph();
+    if (io === undefined) return; // Sequential builds its graph from its layers
+    if (typeof io !== "object" || io === null || Array.isArray(io)) throw new ConfigError(`Model takes { inputs, outputs, name? } (symbolic tensors from Input() and layer.apply()), got ${shown(io)}`);
+    if (io.name !== undefined && typeof io.name !== "string") throw new ConfigError(`Model: name must be a string, got ${shown(io.name)}`);
+    this.graph();
   }
 
   /** The graph from inputs to outputs (Sequential builds it from its layers). */
@@ -58,7 +62,7 @@ export class Model implements Trainee {
     const io = this.io!;
     const list = (v: SymbolicTensor | SymbolicTensor[], what: string) => {
       const l = Array.isArray(v) ? v : [v];
-      if (l.length === 0 || l.some((t) => !t || typeof t !== "object" || !("role" in t))) throw new ConfigError(`Model: ${what} must be symbolic tensors from Input() and layer.apply()`);
+      if (l.length === 0 || l.some((t) => !t || typeof t !== "object" || !("role" in t))) throw new ConfigError(`Model: ${what} must be symbolic tensors from Input() and layer.apply(), got ${shown(v)}`);
       return l;
     };
     return { inputs: list(io.inputs, "inputs"), outputs: list(io.outputs, "outputs") };
@@ -105,7 +109,7 @@ export class Model implements Trainee {
   private need(): Session {
     if (this.disposed) throw new ConfigError("the model was disposed; build and compile a new one");
     if (!this.session) throw new ConfigError("call compile() before training or using the model");
-    if (this.session.engine.gpu.lost && !this.running) this.session.engine.throwIfFailed();
+    if ((this.session.engine.gpu.lost || this.session.engine.disposed) && !this.running) this.session.engine.throwIfFailed();
     return this.session;
   }
 
@@ -136,14 +140,18 @@ export class Model implements Trainee {
    * optimizer or learning rate, or after freezing layers) keeps the trained weights.
    */
   async compile(o: CompileOptions): Promise<void> {
-    if (!o || typeof o !== "object") throw new ConfigError("compile() takes { loss, optimizer?, metrics?, seed?, engine? }");
+    if (!o || typeof o !== "object") throw new ConfigError(`compile() takes { loss, optimizer?, metrics?, seed?, engine? }, got ${shown(o)}`);
+    optionsOf(o, "compile()", ["loss", "optimizer", "metrics", "seed", "engine", "engineOptions"]);
     if (this.running) throw new ConfigError("compile() while fit() is running on this model; wait for it to finish");
+    if (o.loss === undefined) throw new ConfigError(`compile(): loss is required; use one of ${LOSSES.join(", ")}`);
     if (!LOSSES.includes(o.loss)) throw new ConfigError(`unknown loss "${o.loss}"; use one of ${LOSSES.join(", ")}`);
     if (o.metrics !== undefined && !Array.isArray(o.metrics)) throw new ConfigError(`metrics must be an array of names (${METRICS.join(", ")})`);
     for (const m of o.metrics ?? []) if (!METRICS.includes(m)) throw new ConfigError(`unknown metric "${m}"; supported: ${METRICS.join(", ")}`);
-    if (o.seed !== undefined && (typeof o.seed !== "number" || !Number.isInteger(o.seed))) throw new ConfigError(`seed must be an integer, got ${String(o.seed)}`);
-    if (o.engine !== undefined && !(o.engine instanceof Engine)) throw new ConfigError("engine must be an Engine (from Engine.create())");
-    const optimizer = optimizerOf(o.optimizer ?? "adam");
+    if (o.seed !== undefined && (typeof o.seed !== "number" || !Number.isInteger(o.seed))) throw new ConfigError(`seed must be an integer, got ${shown(o.seed)}`);
+    if (o.engine !== undefined && !(o.engine instanceof Engine)) throw new ConfigError(`engine must be an Engine (from Engine.create()), got ${shown(o.engine)}`);
+    if (o.engine?.disposed) o.engine.throwIfFailed();
+    if (o.engineOptions !== undefined) checkEngineOptions(o.engineOptions, "compile(): engineOptions");
+    const optimizer = optimizerOf(o.optimizer === undefined ? "adam" : o.optimizer);
     const g = this.graph();
     checkLoss(g, o.loss);
     const previous = this.session && !this.session.engine.gpu.lost ? await this.session.store.read() : undefined;
@@ -171,12 +179,12 @@ export class Model implements Trainee {
 
   /** Loss and accuracy on (x, y), computed on the GPU with one readback. */
   evaluate(x: unknown, y: unknown, o: { batchSize?: number; inputScale?: number } = {}): Promise<Logs> {
-    return evaluate(this.need(), x, y, o ?? {});
+    return evaluate(this.need(), x, y, optionsOf(o, "evaluate()", ["batchSize", "inputScale"]));
   }
 
   /** Model outputs (probabilities when the model ends in softmax), N × outputs, row-major. */
   predict(x: unknown, o: { batchSize?: number; inputScale?: number } = {}): Promise<Float32Array> {
-    return predict(this.need(), x, o ?? {});
+    return predict(this.need(), x, optionsOf(o, "predict()", ["batchSize", "inputScale"]));
   }
 
   /** The training plan for a batch size (its dispatches, for timing), built once. */
@@ -186,6 +194,7 @@ export class Model implements Trainee {
 
   /** Peak activation memory of a step at a batch size, beside what one buffer per tensor would take. */
   async memory(batchSize: number, training = true): Promise<MemoryReport> {
+    flag(training, "memory(): training");
     return (await this.need().plan(batchSize, training)).memory();
   }
 
@@ -228,13 +237,13 @@ export class Sequential extends Model {
 
   constructor(layers: Layer[] = []) {
     super();
-    if (!Array.isArray(layers)) throw new ConfigError("Sequential takes an array of layers");
+    if (!Array.isArray(layers)) throw new ConfigError(`Sequential takes an array of layers, got ${shown(layers)}`);
     for (const l of layers) this.add(l);
   }
 
   add(layer: Layer): this {
     if (this.session) throw new ConfigError("add() after compile(): build the model completely, then compile it");
-    if (!layer || typeof (layer as { apply?: unknown }).apply !== "function") throw new ConfigError(`Sequential.add takes a layer (Dense(...), Conv2D(...), ...), got ${Object.prototype.toString.call(layer)}`);
+    if (!layer || typeof (layer as { apply?: unknown }).apply !== "function") throw new ConfigError(`Sequential.add takes a layer (Dense(...), Conv2D(...), ...), got ${shown(layer)}`);
     this.stack.push(layer);
     this.forget();
     return this;

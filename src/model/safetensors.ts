@@ -1,5 +1,6 @@
 // safetensors (https://huggingface.co/docs/safetensors): an 8-byte little-endian header length, a JSON
 // header { name: { dtype, shape, data_offsets: [begin, end] }, __metadata__ }, then the raw bytes.
+import { shown } from "../args.ts";
 import { DataError } from "../errors.ts";
 import { bytesOf, float32Copy, type Bytes } from "../io/bytes.ts";
 
@@ -11,9 +12,15 @@ export interface NamedTensor {
 
 /** A safetensors file of F32 tensors, data aligned to 8 bytes; `metadata` goes in `__metadata__`. */
 export function saveSafetensors(tensors: NamedTensor[], metadata: Record<string, string> = {}): Uint8Array {
+  if (!Array.isArray(tensors)) throw new DataError(`saveSafetensors: tensors must be an array of { name, shape, data: Float32Array }, got ${shown(tensors)}`);
+  if (!isObject(metadata) || Object.values(metadata).some((v) => typeof v !== "string")) throw new DataError(`saveSafetensors: metadata must be an object of strings, got ${shown(metadata)}`);
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
-  for (const t of tensors) {
+  for (const [i, t] of tensors.entries()) {
+    if (!isObject(t)) throw new DataError(`saveSafetensors: tensor ${i} must be { name, shape, data: Float32Array }, got ${shown(t)}`);
+    if (typeof t.name !== "string" || t.name === "" || t.name === "__metadata__") throw new DataError(`saveSafetensors: tensor ${i}'s name must be a non-empty string other than "__metadata__", got ${shown(t.name)}`);
+    if (Object.hasOwn(header, t.name)) throw new DataError(`saveSafetensors: two tensors are named "${t.name}"; names must be unique`);
+    if (!Array.isArray(t.shape) || !t.shape.every(isCount)) throw new DataError(`saveSafetensors: tensor "${t.name}" has shape ${shown(t.shape)}; a shape is a list of non-negative integers`);
     const count = t.shape.reduce((a, c) => a * c, 1);
     if (!(t.data instanceof Float32Array) || t.data.length !== count) throw new DataError(`saveSafetensors: tensor "${t.name}" has shape [${t.shape.join(", ")}] (${count} values) but its data is ${t.data instanceof Float32Array ? `${t.data.length} values` : `not a Float32Array`}`);
     header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };

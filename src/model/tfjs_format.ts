@@ -1,6 +1,7 @@
 // The TF.js LayersModel format (model.json + weights.bin): export and import of Sequential and functional
 // models, so a model moves between this engine, TensorFlow.js and, through tfjs converters, Keras.
 // What each layer kind is in Keras's JSON lives in src/io/keras.ts; this file handles topology and weights.
+import { shown } from "../args.ts";
 import { ConfigError, DataError, ShapeError } from "../errors.ts";
 import { Input, topologicalNodes, type Shape, type SymbolicTensor } from "../graph/graph.ts";
 import { Layer, type LayerConfigs, type LayerKind } from "../graph/layers.ts";
@@ -69,7 +70,7 @@ function exportOrder(layers: readonly Layer[], byName: Map<string, NamedTensor>)
  * "Model" topology (InputLayers, inbound_nodes, input_layers, output_layers) otherwise, as tfjs-layers 4.22 writes them.
  */
 export async function toTfjs(model: Model): Promise<{ modelJson: TfjsModelJson; weightsBin: Uint8Array }> {
-  if (!(model instanceof Model)) throw new ConfigError(`toTfjs takes a Model or Sequential, got ${Object.prototype.toString.call(model)}`);
+  if (!(model instanceof Model)) throw new ConfigError(`toTfjs takes a Model or Sequential, got ${shown(model)}`);
   const weights = await model.getWeights();
   const inputs = model.inputs;
   const output = model.output;

@@ -2,6 +2,7 @@
 // arena (so the optimizer is one dispatch over a prefix), their gradients and L2 coefficients in arenas of
 // the same layout, and non-trainable state (BatchNorm's moving statistics) in a state arena.
 import type { Engine } from "../engine.ts";
+import { shown } from "../args.ts";
 import { ConfigError, DataError, GpuError, ShapeError } from "../errors.ts";
 import type { SymbolicTensor } from "../graph/graph.ts";
 
@@ -55,7 +56,10 @@ export class WeightStore implements WeightBindings {
     for (const t of tensors.filter((x) => x.role === "state")) s = put(t, s);
     this.stateSize = Math.max(s, 1);
     const max = engine.device.limits.maxStorageBufferBindingSize;
-    if (this.size * 4 > max) throw new GpuError(`the model has ${this.size.toLocaleString("en-US")} parameters (${(this.size / 2 ** 18).toFixed(1)} MiB), more than this adapter binds at once (${(max / 2 ** 20).toFixed(0)} MiB); make the model smaller`);
+    if (this.size * 4 > max) {
+      const big = params.reduce((a, b) => (b.size > a.size ? b : a));
+      throw new GpuError(`the model has ${this.size.toLocaleString("en-US")} parameters (${(this.size / 2 ** 18).toFixed(1)} MiB), more than this adapter binds at once (${(max / 2 ** 20).toFixed(0)} MiB); the largest weight is ${big.name} [${big.shape.join(", ")}]: make that layer smaller`);
+    }
     this.params = engine.createBuffer(this.size * 4, "parameters", false, "other");
     this.grads = engine.createBuffer(this.size * 4, "gradients", false, "other");
     this.decay = engine.createBuffer(this.size * 4, "l2 decay", false, "other");
@@ -102,10 +106,12 @@ export class WeightStore implements WeightBindings {
    * checked before anything is written, so a bad set changes nothing.
    */
   write(weights: readonly { name: string; shape: readonly number[]; data: ArrayLike<number> }[], what = "weights"): void {
-    if (!Array.isArray(weights)) throw new DataError(`${what} must be an array of { name, shape, data }, got ${Object.prototype.toString.call(weights)}`);
+    if (!Array.isArray(weights)) throw new DataError(`${what} must be an array of { name, shape, data }, got ${shown(weights)}`);
     const byName = new Map<string, (typeof weights)[number]>();
     for (const [i, w] of weights.entries()) {
-      if (!w || typeof w.name !== "string" || !Array.isArray(w.shape) || !w.data || typeof w.data.length !== "number") throw new DataError(`${what}[${i}] must be { name: string, shape: number[], data: Float32Array | number[] }, got ${JSON.stringify(w)?.slice(0, 80)}`);
+      const data = w?.data as unknown;
+      const numeric = Array.isArray(data) ? data.every((v) => typeof v === "number") : ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array);
+      if (!w || typeof w.name !== "string" || !Array.isArray(w.shape) || !numeric) throw new DataError(`${what}[${i}] must be { name: string, shape: number[], data: Float32Array | number[] }, got ${w && typeof w === "object" ? `{ name: ${shown(w.name)}, shape: ${shown(w.shape)}, data: ${shown(data)} }` : shown(w)}`);
       byName.set(w.name, w);
     }
     const writes: [Place, Float32Array<ArrayBuffer>][] = [];

@@ -1,5 +1,6 @@
 // Datasets: inputs and targets checked on the CPU and uploaded to the GPU once, so a step gathers its
 // batch without touching host memory.
+import { shown } from "../args.ts";
 import type { Engine } from "../engine.ts";
 import { DataError, ShapeError } from "../errors.ts";
 import type { SymbolicTensor } from "../graph/graph.ts";
@@ -15,23 +16,21 @@ export interface DatasetSpec {
   loss: LossName;
 }
 
-const kind = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : ArrayBuffer.isView(v) ? v.constructor.name : typeof v === "object" ? Object.prototype.toString.call(v) : typeof v);
-
 /** The model's inputs in order, from whatever form the caller gave. */
 export function inputsOf(spec: DatasetSpec, x: unknown, what: string): InputData[] {
   const names = spec.inputs.map((t) => t.name);
   let list: unknown[];
   if (x instanceof Float32Array || x instanceof Uint8Array) list = [x];
   else if (Array.isArray(x)) list = x;
-  else if (x && typeof x === "object" && !ArrayBuffer.isView(x)) {
+  else if (x && typeof x === "object" && !ArrayBuffer.isView(x) && !(x instanceof ArrayBuffer) && Object.keys(x).length > 0) {
     const o = x as Record<string, unknown>;
     const unknown = Object.keys(o).filter((k) => !names.includes(k));
     if (unknown.length) throw new DataError(`${what}: no model input is named ${unknown.map((k) => `"${k}"`).join(", ")}; the inputs are ${names.map((k) => `"${k}"`).join(", ")}`);
     list = names.map((k) => o[k]);
-  } else throw new DataError(`${what} must be a Float32Array or a Uint8Array (pixels)${names.length > 1 ? ", or an array or { name: data } of them for the model's inputs" : ""}, got ${kind(x)}`);
+  } else throw new DataError(`${what} must be a Float32Array or a Uint8Array (pixels)${names.length > 1 ? ", or an array or { name: data } of them for the model's inputs" : ""}, got ${shown(x)}${x instanceof ArrayBuffer ? "; wrap it in a view, e.g. new Float32Array(buffer)" : ""}`);
   if (list.length !== names.length) throw new DataError(`${what}: the model has ${names.length} input${names.length > 1 ? "s" : ""} (${names.join(", ")}) but ${list.length} arrays were given`);
   return list.map((v, i) => {
-    if (!(v instanceof Float32Array || v instanceof Uint8Array)) throw new DataError(`${what}${names.length > 1 ? ` for input "${names[i]}"` : ""} must be a Float32Array or a Uint8Array (pixels), got ${kind(v)}`);
+    if (!(v instanceof Float32Array || v instanceof Uint8Array)) throw new DataError(`${what}${names.length > 1 ? ` for input "${names[i]}"` : ""} must be a Float32Array or a Uint8Array (pixels), got ${shown(v)}`);
     return v;
   });
 }
@@ -63,7 +62,7 @@ export function uploadDataset(engine: Engine, spec: DatasetSpec, x: unknown, y: 
   let labels: { data: Uint32Array | Float32Array; kind: "u32" | "f32"; row: number } | undefined;
   if (targets === "required") {
     if (y === undefined || y === null) throw new DataError(`${yWhat} is ${y}; training and evaluation need targets (labels for ${spec.loss})`);
-    if (typeof y !== "object" || typeof (y as ArrayLike<number>).length !== "number") throw new DataError(`${yWhat} must be an array or typed array of ${spec.loss === "sparseCategoricalCrossentropy" ? "labels" : "targets"}, got ${kind(y)}`);
+    if (typeof y !== "object" || typeof (y as ArrayLike<number>).length !== "number") throw new DataError(`${yWhat} must be an array or typed array of ${spec.loss === "sparseCategoricalCrossentropy" ? "labels" : "targets"}, got ${shown(y)}`);
     labels = targetsOf(spec, y as ArrayLike<unknown>, n, yWhat);
   }
   const e = engine;

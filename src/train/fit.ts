@@ -1,6 +1,7 @@
 // The fit loop: epochs of shuffled batches on a training plan, a few steps in flight, metrics read back
 // asynchronously, validation on an inference plan. Recovery wraps it: when the device is lost, the loop
 // resumes from the last snapshot on a new session, and the result is what an uninterrupted run gives.
+import { flag, optionsOf, shown } from "../args.ts";
 import type { EngineOptions } from "../engine.ts";
 import { ConfigError, DataError, GpuError } from "../errors.ts";
 import type { Dataset, Plan } from "../plan/plan.ts";
@@ -53,7 +54,7 @@ export interface Trainee {
 }
 
 function positiveInt(v: unknown, what: string): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new ConfigError(`${what} must be a positive integer, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new ConfigError(`${what} must be a positive integer, got ${shown(v)}`);
   return v;
 }
 
@@ -62,16 +63,27 @@ function split(xs: InputData[], sizes: number[], n: number, nVal: number): [Inpu
   return [xs.map((x, i) => x.subarray(0, (n - nVal) * sizes[i]!)), xs.map((x, i) => x.subarray((n - nVal) * sizes[i]!))];
 }
 
-export async function fit(m: Trainee, x: unknown, y: unknown, o: FitOptions = {}): Promise<History> {
-  const epochs = positiveInt(o.epochs ?? 1, "epochs");
+const FIT_OPTIONS = ["epochs", "batchSize", "shuffle", "validationSplit", "validationData", "callbacks", "inputScale", "snapshotsPerEpoch", "recoverySnapshotEvery", "stopOnNonFinite"];
+const CALLBACKS = ["onEpochBegin", "onBatchEnd", "onEpochEnd", "onDeviceLost"];
+
+export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOptions = {}): Promise<History> {
+  const o = optionsOf<FitOptions>(options, "fit()", FIT_OPTIONS);
+  const epochs = positiveInt(o.epochs === undefined ? 1 : o.epochs, "epochs");
+  flag(o.shuffle, "shuffle");
+  flag(o.stopOnNonFinite, "stopOnNonFinite");
+  const callbacks = optionsOf<Callbacks>(o.callbacks, "callbacks", CALLBACKS);
+  for (const [k, f] of Object.entries(callbacks)) if (f !== undefined && typeof f !== "function") throw new ConfigError(`callbacks.${k} must be a function, got ${shown(f)}`);
   const scale = scaleOf(o.inputScale);
+  const perEpoch = positiveInt(o.snapshotsPerEpoch === undefined ? 4 : o.snapshotsPerEpoch, "snapshotsPerEpoch");
+  const recoveryEvery = o.recoverySnapshotEvery === undefined ? 200 : o.recoverySnapshotEvery;
+  if (typeof recoveryEvery !== "number" || !Number.isInteger(recoveryEvery) || recoveryEvery < 0) throw new ConfigError(`recoverySnapshotEvery must be an integer ≥ 0 (0: never), got ${shown(recoveryEvery)}`);
   const spec = m.session;
   let trainX: unknown = x;
   let trainY: unknown = y;
   let valX: unknown;
   let valY: unknown;
-  if (o.validationData) {
-    if (!Array.isArray(o.validationData) || o.validationData.length !== 2) throw new ConfigError("validationData must be [x, y]");
+  if (o.validationData !== undefined) {
+    if (!Array.isArray(o.validationData) || o.validationData.length !== 2) throw new ConfigError(`validationData must be [x, y], got ${shown(o.validationData)}`);
     [valX, valY] = o.validationData;
   } else if (o.validationSplit !== undefined && o.validationSplit !== 0) {
     const v = o.validationSplit;
@@ -98,16 +110,14 @@ export async function fit(m: Trainee, x: unknown, y: unknown, o: FitOptions = {}
     }
   };
   let { train, val } = datasets(s);
-  const B = o.batchSize ?? 32;
+  const B = o.batchSize === undefined ? 32 : o.batchSize;
   if (typeof B !== "number" || !Number.isInteger(B) || B < 1 || B > train.n) {
     s.release(train);
     if (val) s.release(val);
-    throw new ConfigError(`batchSize must be an integer in 1..${train.n} (the number of training examples), got ${String(B)}`);
+    throw new ConfigError(`batchSize must be an integer in 1..${train.n} (the number of training examples), got ${shown(B)}`);
   }
   const steps = Math.ceil(train.n / B);
-  const snapshotEvery = Math.max(1, Math.floor(steps / positiveInt(o.snapshotsPerEpoch ?? 4, "snapshotsPerEpoch")));
-  const recoveryEvery = o.recoverySnapshotEvery ?? 200;
-  if (typeof recoveryEvery !== "number" || !Number.isInteger(recoveryEvery) || recoveryEvery < 0) throw new ConfigError(`recoverySnapshotEvery must be an integer ≥ 0 (0: never), got ${String(recoveryEvery)}`);
+  const snapshotEvery = Math.max(1, Math.floor(steps / perEpoch));
   m.stopTraining = false;
   const first = m.step;
   // Each epoch's order depends only on the seed, the step this fit started at and the epoch, so a resumed
@@ -142,6 +152,7 @@ export async function fit(m: Trainee, x: unknown, y: unknown, o: FitOptions = {}
         order.set(snap.order);
         s.engine.device.queue.writeBuffer(train.order, 0, order);
         resumed = true;
+        m.stopTraining = false; // the replayed steps call the callbacks again, which may set it again
         await o.callbacks?.onDeviceLost?.({ message: (err as Error).message, lostAt, resumedFrom: { ...snap.position }, adapter: s.engine.describe() });
       }
     }
@@ -217,6 +228,9 @@ export async function fit(m: Trainee, x: unknown, y: unknown, o: FitOptions = {}
         await o.callbacks?.onEpochEnd?.(ended, logs);
         if (m.stopTraining) break;
       }
+      // A loss after the last step (in the last onEpochEnd) would hand back a model on a dead device.
+      await s.engine.device.queue.onSubmittedWorkDone();
+      if (s.engine.gpu.lost) throw new GpuError("device lost");
     } finally {
       await Promise.allSettled(inflight);
     }

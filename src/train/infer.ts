@@ -1,12 +1,13 @@
 // Evaluation and prediction on inference plans (no gradients, moving statistics, no dropout), and the
 // divergence diagnosis that names the first layer whose weights or output went non-finite.
+import { shown } from "../args.ts";
 import { ConfigError, DivergenceError } from "../errors.ts";
 import type { Dataset } from "../plan/plan.ts";
 import type { Logs, Triple } from "./metrics.ts";
 import type { Session } from "./session.ts";
 
 export function checkBatchSize(B: unknown, n: number, what = "batchSize"): number {
-  if (typeof B !== "number" || !Number.isInteger(B) || B < 1) throw new ConfigError(`${what} must be a positive integer, got ${String(B)}`);
+  if (typeof B !== "number" || !Number.isInteger(B) || B < 1) throw new ConfigError(`${what} must be a positive integer, got ${shown(B)}`);
   return Math.min(B, n);
 }
 
@@ -25,7 +26,7 @@ export function evaluateDataset(s: Session, ds: Dataset, B: number): Promise<Tri
 export async function evaluate(s: Session, x: unknown, y: unknown, o: { batchSize?: number; inputScale?: number } = {}): Promise<Logs> {
   const ds = s.dataset(x, y, scaleOf(o.inputScale));
   try {
-    return s.metrics.logsOf(await evaluateDataset(s, ds, checkBatchSize(o.batchSize ?? 32, ds.n))) as Logs;
+    return s.metrics.logsOf(await evaluateDataset(s, ds, checkBatchSize(o.batchSize === undefined ? 32 : o.batchSize, ds.n))) as Logs;
   } finally {
     s.release(ds);
   }
@@ -40,7 +41,7 @@ export async function predict(s: Session, x: unknown, o: { batchSize?: number; i
   try {
     out = e.createBuffer(ds.n * row * 4, "predictions", false, "dataset");
     const dst = out;
-    return await s.use(checkBatchSize(o.batchSize ?? 32, ds.n), false, async (plan) => {
+    return await s.use(checkBatchSize(o.batchSize === undefined ? 32 : o.batchSize, ds.n), false, async (plan) => {
       for (let offset = 0; offset < ds.n; offset += plan.B) {
         const n = Math.min(plan.B, ds.n - offset);
         const src = plan.predictions;

@@ -2,6 +2,7 @@
 // weight store's trainable prefix as one dispatch, its slots (Adam's m and v, SGD's velocity), and the
 // per-step learning rate.
 import type { Engine } from "../engine.ts";
+import { shown } from "../args.ts";
 import { ConfigError, DataError } from "../errors.ts";
 import type { Dispatch } from "../gpu/registry.ts";
 import * as K from "../kernels.ts";
@@ -26,14 +27,14 @@ export interface OptimizerSpec {
 }
 
 function finite(v: unknown, what: string, ok: (x: number) => boolean, need: string): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) throw new ConfigError(`optimizer: ${what} must be ${need}, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) throw new ConfigError(`optimizer: ${what} must be ${need}, got ${shown(v)}`);
   return v;
 }
 
 /** Checks an optimizer configuration and resolves its defaults (Keras's). */
 export function optimizerOf(o: OptimizerConfig): OptimizerSpec {
   const cfg = typeof o === "string" ? { type: o } : o;
-  if (!cfg || typeof cfg !== "object" || (cfg.type !== "adam" && cfg.type !== "sgd")) throw new ConfigError(`unknown optimizer ${JSON.stringify((cfg as { type?: unknown })?.type ?? cfg)}; use "adam", "sgd" or { type: "adam" | "sgd", ... }`);
+  if (!cfg || typeof cfg !== "object" || (cfg.type !== "adam" && cfg.type !== "sgd")) throw new ConfigError(`unknown optimizer ${shown((cfg as { type?: unknown })?.type ?? cfg)}; use "adam", "sgd" or { type: "adam" | "sgd", ... }`);
   const lrOf = (v: LearningRate | undefined, dflt: number): ((step: number) => number) => {
     if (v === undefined) return () => dflt;
     if (typeof v === "number") {
@@ -41,10 +42,11 @@ export function optimizerOf(o: OptimizerConfig): OptimizerSpec {
       return () => v;
     }
     if (typeof v === "function") return v;
-    if (typeof v !== "object" || v === null) throw new ConfigError(`optimizer: learningRate must be a number, a function of the step, or { initial, decayRate, decaySteps }, got ${String(v)}`);
+    if (typeof v !== "object" || v === null) throw new ConfigError(`optimizer: learningRate must be a number, a function of the step, or { initial, decayRate, decaySteps }, got ${shown(v)}`);
     finite(v.initial, "learningRate.initial", (x) => x > 0, "a positive number");
     finite(v.decayRate, "learningRate.decayRate", (x) => x > 0, "a positive number");
     finite(v.decaySteps, "learningRate.decaySteps", (x) => x > 0, "a positive number");
+    if (v.staircase !== undefined && typeof v.staircase !== "boolean") throw new ConfigError(`optimizer: learningRate.staircase must be true or false, got ${shown(v.staircase)}`);
     return (step) => v.initial * v.decayRate ** (v.staircase ? Math.floor(step / v.decaySteps) : step / v.decaySteps);
   };
   if (cfg.type === "adam") {
@@ -87,7 +89,7 @@ export class Optimizer {
   /** Sets the learning rate for optimizer step t (1-based); a schedule that gives a bad rate stops here. */
   prepare(t: number): void {
     const lr = this.spec.lr(t - 1);
-    if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) throw new DataError(`the learning rate schedule gave ${String(lr)} at step ${t - 1}; it must give finite numbers ≥ 0`);
+    if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) throw new DataError(`the learning rate schedule gave ${shown(lr)} at step ${t - 1}; it must give finite numbers ≥ 0`);
     if (this.spec.kind === "adam") this.update.setUniforms({ lr_t: K.adamRate(lr, this.spec.beta1, this.spec.beta2, t) });
     else this.update.setUniforms({ lr });
   }

@@ -58,6 +58,7 @@ export class Recovery {
     enc.copyBufferToBuffer(s.metrics.train, 0, this.staging, at + st, 16);
   }
 
+  /** Maps the copy once it has run; `order` and `host` are already copies made when the snapshot was taken. */
   private async land(position: Position, order: Uint32Array, host: unknown): Promise<void> {
     const staging = this.staging;
     const { p, st, slots } = this.layout;
@@ -73,8 +74,8 @@ export class Recovery {
         slots: Array.from({ length: slots }, (_, i) => all.slice((i + 1) * f, (i + 2) * f)),
         state: all.slice(at, at + st / 4),
         metrics: all.slice(at + st / 4, at + st / 4 + 4),
-        order: order.slice(),
-        host: structuredClone(host),
+        order,
+        host,
       };
     } catch {
       // The device was lost before the copy landed: keep the previous snapshot.
@@ -89,7 +90,7 @@ export class Recovery {
     this.encode(enc);
     this.session.engine.device.queue.submit([enc.finish()]);
     this.busy = true;
-    await this.land(position, order, host);
+    await this.land({ ...position }, order.slice(), structuredClone(host));
   }
 
   /** Every `every` optimizer steps: copies state within the step's encoder and maps it after the submit. */
@@ -97,8 +98,9 @@ export class Recovery {
     if (this.every <= 0 || position.t % this.every !== 0 || this.busy) return;
     this.busy = true;
     this.encode(enc);
-    const h = host();
-    queueMicrotask(() => void this.land(position, order, h)); // runs after the caller's submit
+    // Copied now: by the time the map lands, the loop may have pushed an epoch's history or reshuffled.
+    const [o, h] = [order.slice(), structuredClone(host())];
+    queueMicrotask(() => void this.land({ ...position }, o, h)); // runs after the caller's submit
   }
 
   latest(): Snapshot {
