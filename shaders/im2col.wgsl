@@ -5,7 +5,8 @@
 // (ky·KW + kx)·C + c. Padding is explicit: PT/PL rows/columns before the image, zeros outside it.
 // col2im is the gather form: each dx element sums the cols entries that read it, so no atomics; with
 // `accumulate` != 0 it adds that sum to what dx holds (a tensor read by several layers).
-// Dispatch: one invocation per output element on a 2-D grid of WG-wide workgroups (lib/index.wgsl).
+// Dispatch: one invocation per CPL channels of an output position (im2col: of a patch row and tap; col2im:
+// of an input pixel), on a 2-D grid of WG-wide workgroups (lib/index.wgsl).
 
 struct Conv {
   B: u32, H: u32, W: u32, C: u32,
@@ -22,42 +23,56 @@ struct Conv {
 
 override WG: u32 = 64;
 
+// Channels per invocation: neighbouring channels share a patch position, so one invocation does the index
+// arithmetic once and moves up to CPL of them (CPU drivers pay per-lane for the divisions, not the loads).
+const CPL = 4u;
+
 @compute @workgroup_size(WG, 1, 1)
 fn im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let ncols = conv.KH * conv.KW * conv.C;
+  let groups = (conv.C + CPL - 1u) / CPL;
+  let taps = conv.KH * conv.KW;
   let idx = linear_index(gid, nwg, WG);
-  if (idx >= conv.B * conv.OH * conv.OW * ncols) {
+  if (idx >= conv.B * conv.OH * conv.OW * taps * groups) {
     return;
   }
-  let col = idx % ncols;
-  let row = idx / ncols;
-  let c = col % conv.C;
-  let kx = (col / conv.C) % conv.KW;
-  let ky = col / (conv.C * conv.KW);
+  let g = idx % groups;
+  let tap = (idx / groups) % taps;
+  let row = idx / (groups * taps);
+  let kx = tap % conv.KW;
+  let ky = tap / conv.KW;
   let ox = row % conv.OW;
   let oy = (row / conv.OW) % conv.OH;
   let b = row / (conv.OW * conv.OH);
   let iy = i32(oy * conv.SH + ky) - i32(conv.PT);
   let ix = i32(ox * conv.SW + kx) - i32(conv.PL);
-  var v = 0.0;
-  if (iy >= 0 && iy < i32(conv.H) && ix >= 0 && ix < i32(conv.W)) {
-    v = x[((b * conv.H + u32(iy)) * conv.W + u32(ix)) * conv.C + c];
+  let inside = iy >= 0 && iy < i32(conv.H) && ix >= 0 && ix < i32(conv.W);
+  let c0 = g * CPL;
+  let out = row * taps * conv.C + tap * conv.C + c0;
+  let src = ((b * conv.H + u32(max(iy, 0))) * conv.W + u32(max(ix, 0))) * conv.C + c0;
+  for (var j = 0u; j < CPL && c0 + j < conv.C; j++) {
+    var v = 0.0;
+    if (inside) {
+      v = x[src + j];
+    }
+    cols[out + j] = v;
   }
-  cols[idx] = v;
 }
 
 @compute @workgroup_size(WG, 1, 1)
 fn col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let groups = (conv.C + CPL - 1u) / CPL;
   let idx = linear_index(gid, nwg, WG);
-  if (idx >= conv.B * conv.H * conv.W * conv.C) {
+  if (idx >= conv.B * conv.H * conv.W * groups) {
     return;
   }
-  let c = idx % conv.C;
-  let px = (idx / conv.C) % conv.W;
-  let py = (idx / (conv.C * conv.W)) % conv.H;
-  let b = idx / (conv.C * conv.W * conv.H);
+  let g = idx % groups;
+  let px = (idx / groups) % conv.W;
+  let py = (idx / (groups * conv.W)) % conv.H;
+  let b = idx / (groups * conv.W * conv.H);
+  let c0 = g * CPL;
+  let n = min(CPL, conv.C - c0);
   let ncols = conv.KH * conv.KW * conv.C;
-  var sum = 0.0;
+  var sum = vec4f(0.0);
   for (var ky = 0u; ky < conv.KH; ky++) {
     let ny = i32(py + conv.PT) - i32(ky);
     if (ny < 0 || ny % i32(conv.SH) != 0 || u32(ny) / conv.SH >= conv.OH) {
@@ -70,11 +85,18 @@ fn col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
         continue;
       }
       let ox = u32(nx) / conv.SW;
-      sum += dcols[((b * conv.OH + oy) * conv.OW + ox) * ncols + (ky * conv.KW + kx) * conv.C + c];
+      let at = ((b * conv.OH + oy) * conv.OW + ox) * ncols + (ky * conv.KW + kx) * conv.C + c0;
+      for (var j = 0u; j < n; j++) {
+        sum[j] += dcols[at + j];
+      }
     }
   }
-  if (conv.accumulate != 0u) {
-    sum += dx[idx];
+  let base = ((b * conv.H + py) * conv.W + px) * conv.C + c0;
+  for (var j = 0u; j < n; j++) {
+    var v = sum[j];
+    if (conv.accumulate != 0u) {
+      v += dx[base + j];
+    }
+    dx[base + j] = v;
   }
-  dx[idx] = sum;
 }

@@ -89,15 +89,18 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
 /** cols (B·OH·OW, KH·KW·C) from x (B, H, W, C). */
 export async function im2col(ctx: KernelContext, x: Binding, cols: Binding, p: WindowPlan, label = "im2col"): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("im2col.wgsl", "im2col", { WG });
-  const n = p.B * p.OH * p.OW * p.KH * p.KW * p.C;
+  const n = p.B * p.OH * p.OW * p.KH * p.KW * channelGroups(p.C);
   return new Dispatch(ctx.kernels.device, k, { x, cols }, grid1d(n, WG), { ...windowUniforms(p), accumulate: 0 }, label);
 }
 
 /** dx (B, H, W, C) (+)= adjoint of im2col applied to dcols. */
 export async function col2im(ctx: KernelContext, dcols: Binding, dx: Binding, p: WindowPlan, label = "col2im", accumulate = false): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("im2col.wgsl", "col2im", { WG });
-  return new Dispatch(ctx.kernels.device, k, { dcols, dx }, grid1d(p.B * p.H * p.W * p.C, WG), { ...windowUniforms(p), accumulate: accumulate ? 1 : 0 }, label);
+  return new Dispatch(ctx.kernels.device, k, { dcols, dx }, grid1d(p.B * p.H * p.W * channelGroups(p.C), WG), { ...windowUniforms(p), accumulate: accumulate ? 1 : 0 }, label);
 }
+
+/** im2col.wgsl moves 4 neighbouring channels per invocation (its CPL). */
+const channelGroups = (C: number) => Math.ceil(C / 4);
 
 /** Pool kernels run on a (channel, column, batch·row) grid; the workgroup covers the channels first. */
 async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {

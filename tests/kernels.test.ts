@@ -99,6 +99,8 @@ const CONVS: ref.Conv2dGeom[] = [];
 for (const C of [1, 3]) for (const S of [1, 2]) for (const padding of ["valid", "same"] as const) CONVS.push({ B: 2, H: 9, W: 7, C, KH: 3, KW: 3, SH: S, SW: S, padding });
 CONVS.push({ B: 3, H: 28, W: 28, C: 1, KH: 3, KW: 3, SH: 1, SW: 1, padding: "valid" }); // the reference CNN's conv
 CONVS.push({ B: 2, H: 6, W: 11, C: 5, KH: 2, KW: 4, SH: 2, SW: 3, padding: "same" });
+CONVS.push({ B: 2, H: 7, W: 6, C: 12, KH: 3, KW: 3, SH: 2, SW: 2, padding: "same" }); // whole channel groups
+CONVS.push({ B: 1, H: 5, W: 8, C: 9, KH: 3, KW: 2, SH: 1, SW: 1, padding: "same" }); // a last group of one
 
 describe("conv2d (im2col + matmul) and its backward (col2im)", () => {
   for (const g of CONVS) {
