@@ -5,7 +5,7 @@ import { Engine } from "../src/engine.ts";
 import { BufferUsage, MapMode } from "../src/gpu/flags.ts";
 import { Dispatch } from "../src/gpu/registry.ts";
 import * as K from "../src/kernels.ts";
-import { referenceCnn, residualNet } from "../src/index.ts";
+import { RESNET_WIDTHS, referenceCnn, residualNet } from "../src/index.ts";
 
 export interface Stats {
   median: number;
@@ -153,8 +153,8 @@ function tfResnet(tf: typeof TF): TF.LayersModel {
     return tf.layers.activation({ activation: "relu" }).apply(sum) as TF.SymbolicTensor;
   };
   const input = tf.input({ shape: [28, 28, 1] });
-  let h = convBn(input, 12, 3, 1, true);
-  for (const f of [12, 24, 48]) h = stage(h, f);
+  let h = convBn(input, RESNET_WIDTHS.stem, 3, 1, true);
+  for (const f of RESNET_WIDTHS.stages) h = stage(h, f);
   const pooled = tf.layers.globalAveragePooling2d({}).apply(h) as TF.SymbolicTensor;
   const out = tf.layers.dense({ units: 10, activation: "softmax" }).apply(pooled) as TF.SymbolicTensor;
   const m = tf.model({ inputs: input, outputs: out });

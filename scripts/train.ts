@@ -12,7 +12,7 @@ const { values: a } = parseArgs({
   options: {
     model: { type: "string", default: "cnn" },
     epochs: { type: "string" },
-    "batch-size": { type: "string", default: "64" },
+    "batch-size": { type: "string" },
     "train-size": { type: "string", default: "60000" },
     "test-size": { type: "string", default: "10000" },
     seed: { type: "string", default: "1" },
@@ -23,13 +23,14 @@ const { values: a } = parseArgs({
   },
 });
 if (a.help) {
-  console.log("usage: npm run train -- [--model cnn|resnet] [--epochs 5 (cnn) | 3 (resnet)] [--batch-size 64] [--train-size 60000] [--test-size 10000] [--seed 1] [--learning-rate 0.001 (cnn) | 0.002 (resnet)] [--lr-decay 1 (cnn) | 0.5 (resnet): factor per epoch] [--out out/mnist_<model>.safetensors]");
+  console.log("usage: npm run train -- [--model cnn|resnet] [--epochs 5 (cnn) | 3 (resnet)] [--batch-size 64 (cnn) | 32 (resnet)] [--train-size 60000] [--test-size 10000] [--seed 1] [--learning-rate 0.001 (cnn) | 0.002 (resnet)] [--lr-decay 1 (cnn) | 0.4 (resnet): factor per epoch] [--out out/mnist_<model>.safetensors]");
   process.exit(0);
 }
-const models = { cnn: { build: referenceCnn, epochs: "5", lr: "0.001", decay: "1" }, resnet: { build: residualNet, epochs: "3", lr: "0.002", decay: "0.5" } };
+const models = { cnn: { build: referenceCnn, epochs: "5", lr: "0.001", decay: "1", batch: "64" }, resnet: { build: residualNet, epochs: "3", lr: "0.002", decay: "0.4", batch: "32" } };
 const choice = models[a.model as keyof typeof models];
 if (!choice) throw new Error(`--model must be cnn or resnet, got ${a.model}`);
 a.epochs ??= choice.epochs;
+a["batch-size"] ??= choice.batch;
 a["learning-rate"] ??= choice.lr;
 a["lr-decay"] ??= choice.decay;
 a.out ??= `out/mnist_${a.model}.safetensors`;

@@ -33,4 +33,4 @@ export type { Plan, MemoryReport } from "./plan/plan.ts";
 export { parseIdx } from "./data/idx.ts";
 export { saveSafetensors, loadSafetensors, type NamedTensor } from "./model/safetensors.ts";
 export { toTfjs, fromTfjs, type TfjsModelJson } from "./model/tfjs_format.ts";
-export { referenceCnn, residualNet } from "./model/reference.ts";
+export { referenceCnn, residualNet, RESNET_WIDTHS } from "./model/reference.ts";

@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMnist } from "../src/data/mnist.ts";
 import type { Engine } from "../src/engine.ts";
-import { residualNet } from "../src/model/reference.ts";
+import { RESNET_WIDTHS, residualNet } from "../src/model/reference.ts";
 import { gpuEngine } from "./gpu_helpers.ts";
 
 let engine: Engine;
@@ -57,10 +57,8 @@ function tfResidualNet(bn = BN, optimizer = new KerasAdam()): tf.LayersModel {
     return tf.layers.activation({ activation: "relu", name: `${name}_out` }).apply(sum) as tf.SymbolicTensor;
   };
   const input = tf.input({ shape: [28, 28, 1], name: "image" });
-  let h = convBn(input, 12, 3, 1, "stem", true);
-  h = stage(h, 12, "stage1");
-  h = stage(h, 24, "stage2");
-  h = stage(h, 48, "stage3");
+  let h = convBn(input, RESNET_WIDTHS.stem, 3, 1, "stem", true);
+  RESNET_WIDTHS.stages.forEach((filters, i) => (h = stage(h, filters, `stage${i + 1}`)));
   const pooled = tf.layers.globalAveragePooling2d({ name: "pool" }).apply(h) as tf.SymbolicTensor;
   const out = tf.layers.dense({ units: 10, activation: "softmax", name: "classifier" }).apply(pooled) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: out, name: "resnet" });
