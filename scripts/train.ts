@@ -23,10 +23,10 @@ const { values: a } = parseArgs({
   },
 });
 if (a.help) {
-  console.log("usage: npm run train -- [--model cnn|resnet] [--epochs 5 (cnn) | 3 (resnet)] [--batch-size 64 (cnn) | 32 (resnet)] [--train-size 60000] [--test-size 10000] [--seed 1] [--learning-rate 0.001 (cnn) | 0.002 (resnet)] [--lr-decay 1 (cnn) | 0.4 (resnet): factor per epoch] [--out out/mnist_<model>.safetensors]");
+  console.log("usage: npm run train -- [--model cnn|resnet] [--epochs 5 (cnn) | 3 (resnet)] [--batch-size 64 (cnn) | 32 (resnet)] [--train-size 60000] [--test-size 10000] [--seed 1] [--learning-rate 0.001 (cnn) | 0.003 (resnet)] [--lr-decay 1 (cnn) | 0.3 (resnet): factor per epoch] [--out out/mnist_<model>.safetensors]");
   process.exit(0);
 }
-const models = { cnn: { build: referenceCnn, epochs: "5", lr: "0.001", decay: "1", batch: "64" }, resnet: { build: residualNet, epochs: "3", lr: "0.002", decay: "0.4", batch: "32" } };
+const models = { cnn: { build: referenceCnn, epochs: "5", lr: "0.001", decay: "1", batch: "64" }, resnet: { build: residualNet, epochs: "3", lr: "0.003", decay: "0.3", batch: "32" } };
 const choice = models[a.model as keyof typeof models];
 if (!choice) throw new Error(`--model must be cnn or resnet, got ${a.model}`);
 a.epochs ??= choice.epochs;

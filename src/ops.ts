@@ -310,7 +310,8 @@ export async function sgdStep(w: Tensor, g: Tensor, vel: Tensor, hyperparameters
   same(w, vel, "sgdStep", "w", "velocity");
   const e = w.engine;
   const decay = h.decay ?? e.tensor(new Float32Array(w.size), [w.size], "f32", "zero decay");
-  await e.run([await K.sgdUpdate(e, { w: w.buffer, g: g.buffer, decay: decay.buffer, vel: vel.buffer }, w.size, h.lr, h.momentum ?? 0)]);
+  // A zero decay made for this call is freed with it (it used to leak one buffer per step).
+  await e.run([await K.sgdUpdate(e, { w: w.buffer, g: g.buffer, decay: decay.buffer, vel: vel.buffer }, w.size, h.lr, h.momentum ?? 0)], h.decay ? [] : [decay.buffer]);
 }
 
 /** In-place Adam step number `step` (1-based), Keras/TF formulation. */
@@ -326,5 +327,5 @@ export async function adamStep(w: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper
   const beta2 = h.beta2 ?? 0.999;
   const decay = h.decay ?? e.tensor(new Float32Array(w.size), [w.size], "f32", "zero decay");
   const io = { w: w.buffer, g: g.buffer, decay: decay.buffer, m: m.buffer, v: v.buffer };
-  await e.run([await K.adamUpdate(e, io, w.size, { lr_t: K.adamRate(h.lr, beta1, beta2, h.step), beta1, beta2, eps: h.eps ?? 1e-7 })]);
+  await e.run([await K.adamUpdate(e, io, w.size, { lr_t: K.adamRate(h.lr, beta1, beta2, h.step), beta1, beta2, eps: h.eps ?? 1e-7 })], h.decay ? [] : [decay.buffer]);
 }

@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { loadMnist, subset } from "../src/data/mnist.ts";
 import { Engine } from "../src/engine.ts";
-import { ConfigError, DataError, Dense, DivergenceError, Flatten, GpuError, Layer, Sequential, ShapeError, ops } from "../src/index.ts";
+import { ConfigError, Conv2D, DataError, Dense, DivergenceError, Flatten, GlobalAveragePooling2D, GpuError, Layer, Sequential, ShapeError, ops } from "../src/index.ts";
 import * as K from "../src/kernels.ts";
 import { randomArray } from "./reference/random.ts";
 import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
@@ -179,6 +179,47 @@ describe("long runs and determinism", () => {
     } finally {
       device.createBuffer = createBuffer;
     }
+  });
+
+  it("eager optimizer steps (ops.sgdStep, ops.adamStep) free what they allocate", async () => {
+    engine ??= await gpuEngine();
+    const device = engine.device;
+    let live = 0;
+    const { createBuffer } = device;
+    device.createBuffer = function (d: GPUBufferDescriptor) {
+      live++;
+      const b = createBuffer.call(this, d);
+      const destroy = b.destroy.bind(b);
+      b.destroy = () => {
+        live--;
+        destroy();
+      };
+      return b;
+    };
+    try {
+      const t = () => engine!.tensor(randomArray(33, 5), [33]);
+      const [w, g, m, v] = [t(), t(), t(), t()];
+      const before = live;
+      for (let step = 1; step <= 20; step++) {
+        await ops.sgdStep(w, g, m, { lr: 0.1, momentum: 0.5 });
+        await ops.adamStep(w, g, m, v, { lr: 0.01, step });
+      }
+      expect(live).toBe(before);
+      for (const x of [w, g, m, v]) x.dispose();
+    } finally {
+      device.createBuffer = createBuffer;
+    }
+  });
+
+  it("a wide convolution (256 filters, 3×3, on 16×16×256) trains at batch 2: split-K scratch is sized by the splits used", async () => {
+    engine ??= await gpuEngine();
+    const model = new Sequential([Conv2D({ filters: 256, kernelSize: 3, inputShape: [16, 16, 256] }), GlobalAveragePooling2D(), Dense({ units: 2, activation: "softmax" })]);
+    await model.compile({ loss: "sparseCategoricalCrossentropy", engine });
+    const history = await model.fit(Float32Array.from(randomArray(2 * 16 * 16 * 256, 8)), [0, 1], { epochs: 1, batchSize: 2 });
+    expect(Number.isFinite(history.history.loss![0])).toBe(true);
+    const mem = await model.memory(2);
+    expect(mem.peakBytes).toBeLessThan(mem.unpackedBytes);
+    model.dispose();
   });
 
   it("the same seed on the same adapter gives bitwise-identical weights after 50 steps", async () => {

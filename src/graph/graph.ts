@@ -2,7 +2,9 @@
 // nodes between its inputs and its outputs, in topological order; nothing here touches the GPU.
 import { shown } from "../args.ts";
 import { ConfigError } from "../errors.ts";
-import type { OpConfigs, OpKind, Shape } from "./ops.ts";
+import { OPS, type BackwardIo, type ForwardIo, type OpConfigs, type OpKind, type OpRule, type Shape, type SizeArgs } from "./ops.ts";
+import type { Dispatch } from "../gpu/registry.ts";
+import type { KernelContext } from "../kernels.ts";
 
 export type { Shape };
 
@@ -106,4 +108,27 @@ export function topologicalNodes(inputs: readonly SymbolicTensor[], outputs: rea
   };
   for (const o of outputs) visit(o);
   return order;
+}
+
+/** A node's rule with its config bound: the one place an op's kind and config meet, typed together. */
+export interface BoundOp {
+  alias(training: boolean): boolean;
+  keeps(needs: readonly boolean[]): { inputs: readonly number[]; output: boolean };
+  saved(a: SizeArgs): Record<string, number>;
+  scratch(a: SizeArgs, pass: "forward" | "backward"): Record<string, number>;
+  forward(ctx: KernelContext, io: ForwardIo): Promise<Dispatch[]>;
+  backward(ctx: KernelContext, io: BackwardIo): Promise<Dispatch[]>;
+}
+
+export function opOf<K extends OpKind>(n: Node<K>): BoundOp {
+  const rule: OpRule<K> = OPS[n.kind];
+  const c = n.config;
+  return {
+    alias: (training) => rule.alias?.(c, training) ?? false,
+    keeps: (needs) => rule.keeps(c, needs),
+    saved: (a) => rule.saved?.(c, a) ?? {},
+    scratch: (a, pass) => rule.scratch?.(c, a, pass) ?? {},
+    forward: (ctx, io) => rule.forward(ctx, c, io),
+    backward: (ctx, io) => rule.backward(ctx, c, io),
+  };
 }

@@ -431,8 +431,3 @@ function mix(seed: number, salt: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
   return (h ^ (h >>> 15)) >>> 0;
 }
-
-/** The rule of a node's kind, with its config type tied to the kind. */
-export function ruleOf<Kd extends OpKind>(kind: Kd): OpRule<Kd> {
-  return OPS[kind];
-}

@@ -7,8 +7,8 @@ import type { Binding, Dispatch } from "../gpu/registry.ts";
 import * as K from "../kernels.ts";
 import { copyOrAdd } from "../kernels/elementwise.ts";
 import { backward, Classes, type BackwardStep } from "../graph/autodiff.ts";
-import type { Node, SymbolicTensor } from "../graph/graph.ts";
-import { OPS, type BackwardIo, type ForwardIo, type OpKind, type SizeArgs, type StepInfo } from "../graph/ops.ts";
+import { opOf, type Node, type SymbolicTensor } from "../graph/graph.ts";
+import { OPS, type BackwardIo, type ForwardIo, type SizeArgs, type StepInfo } from "../graph/ops.ts";
 import { packIntervals, type Interval } from "./memory.ts";
 import type { WeightBindings } from "./weights.ts";
 
@@ -52,8 +52,6 @@ export interface MemoryReport {
   unpackedBytes: number;
   buffers: number;
 }
-
-const floats = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** A buffer of the timeline before it has a place in the arena. */
 interface Slot extends Interval {
@@ -128,7 +126,7 @@ export class Plan {
 
     // Activations: one slot per class of tensors sharing memory (reshape; dropout when not training).
     const same = new Classes();
-    for (const n of nodes) if (OPS[n.kind].alias?.(n.config as never, training)) same.union(n.output, n.inputs[0]!);
+    for (const n of nodes) if (opOf(n).alias(training)) same.union(n.output, n.inputs[0]!);
     const actSlot = (t: SymbolicTensor): Slot => {
       const root = same.find(t);
       let s = this.activations.get(root);
@@ -147,7 +145,7 @@ export class Plan {
       for (const x of n.inputs) if (x.role === "activation" || x.role === "input") touch(actSlot(x), t);
       const bt = bwdTime.get(n);
       if (bt !== undefined) {
-        const keeps = OPS[n.kind].keeps(n.config as never, wants(n));
+        const keeps = opOf(n).keeps(wants(n));
         for (const i of keeps.inputs) if (n.inputs[i]!.role === "activation" || n.inputs[i]!.role === "input") touch(actSlot(n.inputs[i]!), bt);
         if (keeps.output) touch(actSlot(n.output), bt);
       }
@@ -196,10 +194,10 @@ export class Plan {
     const saved = new Map<Node, Map<string, Slot>>();
     const scratch = new Map<string, Slot>();
     for (const n of nodes) {
-      const rule = OPS[n.kind];
+      const op = opOf(n);
       const a = sizeArgs(n);
       const sv = new Map<string, Slot>();
-      for (const [role, count] of Object.entries(rule.saved?.(n.config as never, a) ?? {})) {
+      for (const [role, count] of Object.entries(op.saved(a))) {
         if (count <= 0) continue;
         const s = this.slot(count * 4, `${n.label} ${role}`, time.get(n)!);
         touch(s, bwdTime.get(n) ?? time.get(n)!);
@@ -209,7 +207,7 @@ export class Plan {
       const passes: ["forward" | "backward", number | undefined][] = [["forward", time.get(n)], ["backward", bwdTime.get(n)]];
       for (const [pass, t] of passes) {
         if (t === undefined) continue;
-        for (const [role, count] of Object.entries(rule.scratch?.(n.config as never, a, pass) ?? {})) {
+        for (const [role, count] of Object.entries(op.scratch(a, pass))) {
           if (count > 0) scratch.set(`${n.id} ${pass} ${role}`, this.slot(count * 4, `${n.label} ${role}`, t));
         }
       }
@@ -230,20 +228,20 @@ export class Plan {
 
     const bind = (t: SymbolicTensor): Binding => (t.role === "param" || t.role === "state" ? weights.value(t) : this.activations.get(t)!.binding!);
     const gradBind = (t: SymbolicTensor): Binding => (t.role === "param" ? weights.grad(t) : gradSlot(t)!.binding!);
-    const io = (n: Node, salt: number): ForwardIo => ({
+    const io = (n: Node, pass: "forward" | "backward"): ForwardIo => ({
       ...sizeArgs(n),
       training,
       x: n.inputs.map(bind),
       y: bind(n.output),
       saved: (role) => need(saved.get(n)!.get(role), n, role).binding!,
-      scratch: (role) => need(scratch.get(`${n.id} ${this.inBackward ? "backward" : "forward"} ${role}`), n, role).binding!,
+      scratch: (role) => need(scratch.get(`${n.id} ${pass} ${role}`), n, role).binding!,
       perStep: (d, values) => this.perStep.push({ d, values }),
       label: n.label,
-      salt,
+      salt: time.get(n)!,
     });
-    for (const [i, n] of nodes.entries()) {
-      if (OPS[n.kind].alias?.(n.config as never, training)) continue;
-      this.forward.push(...(await forwardOf(e, n, io(n, i))));
+    for (const n of nodes) {
+      if (opOf(n).alias(training)) continue;
+      this.forward.push(...(await opOf(n).forward(e, io(n, "forward"))));
     }
     const lossIo = { metrics: this.o.metrics, loss: lossSlot.binding!, dlogits: (grads ? gradSlot(graph.output)! : unusedGrad!).binding! };
     const logits = this.outSlot.binding!;
@@ -254,21 +252,23 @@ export class Plan {
     } else {
       this.loss = await K.softmaxXent(e, { logits, ...lossIo, ...(this.o.loss === "sparseCategoricalCrossentropy" ? { labels: y } : { targets: y }) }, B, graph.output.size, B, label);
     }
-    if (probsSlot) this.probs = await K.softmax(e, logits, probsSlot.binding!, B, graph.output.size);
-    this.inBackward = true;
+    if (probsSlot) {
+      this.probs = await K.softmax(e, logits, probsSlot.binding!, B, graph.output.size);
+      this.probsSlot = probsSlot;
+    }
     for (const s of steps) {
       const n = s.node;
       if (s.kind === "copy") {
         this.backward.push(await copyOrAdd(e, gradBind(s.from), gradBind(s.to.tensor), B * s.to.tensor.size, s.to.accumulate, `${n.label} d${s.to.tensor.name}`));
         continue;
       }
-      const b: BackwardIo = { ...io(n, nodes.indexOf(n)), dy: gradBind(n.output), dx: s.dx.map((d) => d && { buffer: gradBind(d.tensor), accumulate: d.accumulate }) };
-      this.backward.push(...(await backwardOf(e, n, b)));
+      const b: BackwardIo = { ...io(n, "backward"), dy: gradBind(n.output), dx: s.dx.map((d) => d && { buffer: gradBind(d.tensor), accumulate: d.accumulate }) };
+      this.backward.push(...(await opOf(n).backward(e, b)));
     }
   }
 
-  private inBackward = false;
   private memoryReport!: MemoryReport;
+  private probsSlot?: Slot;
 
   /** Peak bytes of the arena beside what one buffer per tensor would take. */
   memory(): MemoryReport {
@@ -339,7 +339,7 @@ export class Plan {
 
   /** Where predict() copies a step's outputs from: probabilities, or the output itself. */
   get predictions(): GPUBufferBinding {
-    return this.probs ? (this.slots.find((s) => s.label === "probabilities")!.binding! as GPUBufferBinding) : this.outSlot.binding!;
+    return (this.probsSlot ?? this.outSlot).binding!;
   }
 
   /** Drops the gathers of a dataset that is being released. */
@@ -359,15 +359,3 @@ function need<T>(v: T | undefined, n: Node, role: string): T {
   if (v === undefined) throw new ConfigError(`${n.label}: the ${n.kind} rule uses a buffer "${role}" it did not size`);
   return v;
 }
-
-/** A node's forward dispatches through its kind's rule (generic: the config's type follows the kind). */
-function forwardOf<Kd extends OpKind>(e: Engine, n: Node<Kd>, io: ForwardIo): Promise<Dispatch[]> {
-  return OPS[n.kind].forward(e, n.config, io);
-}
-
-function backwardOf<Kd extends OpKind>(e: Engine, n: Node<Kd>, io: BackwardIo): Promise<Dispatch[]> {
-  return OPS[n.kind].backward(e, n.config, io);
-}
-
-/** Elements per example of a shape (for callers sizing dataset rows). */
-export { floats as elementsOf };

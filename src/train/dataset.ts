@@ -118,9 +118,3 @@ function targetsOf(spec: DatasetSpec, y: ArrayLike<unknown>, n: number, what: st
   }
   return { data: t, kind: "f32", row: classes };
 }
-
-export function releaseDataset(ds: Dataset): void {
-  for (const x of ds.inputs) x.buffer.destroy();
-  ds.targets?.buffer.destroy();
-  ds.order.destroy();
-}
