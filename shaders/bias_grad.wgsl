@@ -4,7 +4,7 @@
 // sums of dz over the batch and spatial positions (written when has_db != 0; added to what db holds when
 // accumulate != 0, for a bias shared by several layers). dz is scratch and always overwritten. The
 // products for dW and dX then read dz as it is, so the matmul needs no activation variant.
-// Layout: dy, act_y, dz (R, N) row-major; db (N). Dispatch: one workgroup per column, grid (N, 1, 1);
+// Layout: dy, act_y, dz (R, N) row-major; db (N). Dispatch: one workgroup per column, grid (N, 1, 1) (folded into y past the grid limit);
 // invocations stride over rows, then one sums their partials from workgroup memory. Overrides: WG.
 
 struct Params {
@@ -26,8 +26,12 @@ override WG: u32 = 64;
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG, 1, 1)
-fn bias_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let n = wid.x;
+fn bias_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  // More columns than one grid dimension allows fold into y; the extra workgroups of the last row idle.
+  let n = wid.x + wid.y * nwg.x;
+  if (n >= params.N) {
+    return;
+  }
   var sum = 0.0;
   for (var r = lid.x; r < params.R; r += WG) {
     let i = r * params.N + n;

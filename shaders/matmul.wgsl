@@ -49,6 +49,16 @@ override WG_X: u32 = 8;
 override WG_Y: u32 = 8;
 override BK: u32 = 8;
 
+// A product with more row blocks than one grid dimension allows is folded: grid z holds splits · folds
+// workgroups, z = fold · splits + split, and the workgroup's row block is y + fold · (grid height).
+fn split_of(wid: vec3u) -> u32 {
+  return wid.z % params.splits;
+}
+
+fn row_block(wid: vec3u, nwg: vec3u) -> u32 {
+  return wid.y + (wid.z / params.splits) * nwg.y;
+}
+
 // Out-of-range rows and columns read a clamped (valid) element; their results are never stored.
 fn load_a(m: u32, k: u32) -> f32 {
   return a[min(m, params.M - 1u) * params.a_m + k * params.a_k];
@@ -85,10 +95,11 @@ var<workgroup> tile_a: array<f32, BK * WG_Y * 4>;
 var<workgroup> tile_b: array<f32, BK * WG_X * 4>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let bm = 4u * WG_Y;
   let bn = 4u * WG_X;
-  let row0 = wid.y * bm;
+  let split = split_of(wid);
+  let row0 = row_block(wid, nwg) * bm;
   let col0 = wid.x * bn;
   let flat = lid.y * WG_X + lid.x;
   let threads = WG_X * WG_Y;
@@ -96,7 +107,7 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  let k_begin = wid.z * params.k_chunk;
+  let k_begin = split * params.k_chunk;
   let k_end = min(params.K, k_begin + params.k_chunk);
   for (var k0 = k_begin; k0 < k_end; k0 += BK) {
     for (var i = flat; i < BK * bm; i += threads) {
@@ -129,13 +140,14 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
   }
   let results = array(acc0, acc1, acc2, acc3);
   for (var i = 0u; i < 4u; i++) {
-    store4(wid.z, row0 + lid.y + i * WG_Y, col0 + lid.x, results[i]);
+    store4(split, row0 + lid.y + i * WG_Y, col0 + lid.x, results[i]);
   }
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let m0 = wid.y * 8u * WG_Y + lid.y;
+fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let split = split_of(wid);
+  let m0 = row_block(wid, nwg) * 8u * WG_Y + lid.y;
   let n0 = wid.x * 8u * WG_X + lid.x;
   let n1 = n0 + 4u * WG_X;
   // Offsets of the invocation's 8 rows of op(A) and 8 columns of op(B), clamped; k adds k·a_k and k·b_k.
@@ -164,8 +176,8 @@ fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   var c61 = vec4f(0.0);
   var c70 = vec4f(0.0);
   var c71 = vec4f(0.0);
-  let k_end = min(params.K, (wid.z + 1u) * params.k_chunk);
-  for (var k = wid.z * params.k_chunk; k < k_end; k++) {
+  let k_end = min(params.K, (split + 1u) * params.k_chunk);
+  for (var k = split * params.k_chunk; k < k_end; k++) {
     let ia = rows_lo + k * params.a_k;
     let ib = rows_hi + k * params.a_k;
     let ja = cols_lo + k * params.b_k;
@@ -194,7 +206,7 @@ fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   // The epilogue runs as a loop, not 16 inlined copies: that keeps the code CPU drivers compile small.
   let results = array(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
   for (var i = 0u; i < 16u; i++) {
-    store4(wid.z, m0 + (i / 2u) * WG_Y, select(n0, n1, (i & 1u) == 1u), results[i]);
+    store4(split, m0 + (i / 2u) * WG_Y, select(n0, n1, (i & 1u) == 1u), results[i]);
   }
 }
 

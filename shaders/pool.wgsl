@@ -9,13 +9,16 @@
 // written by exactly one invocation, so the read-modify-write is race-free.
 // Dispatch: one invocation per element of the tensor a pass writes (forward: y; backward: dx), laid out
 // as (channel, column, batch·row): grid (ceil(C / WG_C), ceil(width / WG_X), B·height), so that the
-// flat index needs no division (integer division is slow on CPU adapters). Overrides: WG_C, WG_X.
+// flat index needs no division (integer division is slow on CPU adapters); past the grid limit the rows
+// fold into y (cell). Overrides: WG_C, WG_X.
 
 struct Pool {
   B: u32, H: u32, W: u32, C: u32,
   PH: u32, PW: u32, SH: u32, SW: u32,
   PT: u32, PL: u32, OH: u32, OW: u32,
   accumulate: u32,
+  // Folding (see cell): copies of the column span stacked in grid y, and that span (grid y · WG_X).
+  fold: u32, span: u32,
 }
 
 @group(0) @binding(0) var<uniform> pool: Pool;
@@ -58,11 +61,19 @@ fn covering(p: u32, pad: u32, size: u32, stride: u32, count: u32) -> vec2i {
 // (c, x, row) of the invocation and its flat NHWC index in a (·, rows, width, C) tensor; x = width when out of range.
 struct Cell { c: u32, x: u32, y: u32, b: u32, idx: u32 }
 
+// More batch·rows than one grid dimension allows are folded into y: `fold` copies of the column span
+// stacked there, the copy adding fold-strided rows; unfolded grids skip the division.
 fn cell(gid: vec3u, height: u32, width: u32) -> Cell {
-  if (gid.x >= pool.C || gid.y >= width) {
+  var col = gid.y;
+  var z = gid.z;
+  if (pool.fold > 1u) {
+    col = gid.y % pool.span;
+    z = gid.z * pool.fold + gid.y / pool.span;
+  }
+  if (gid.x >= pool.C || col >= width || z >= pool.B * height) {
     return Cell(0u, width, 0u, 0u, 0u);
   }
-  return Cell(gid.x, gid.y, gid.z % height, gid.z / height, (gid.z * width + gid.y) * pool.C + gid.x);
+  return Cell(gid.x, col, z % height, z / height, (z * width + col) * pool.C + gid.x);
 }
 
 @compute @workgroup_size(WG_C, WG_X, 1)

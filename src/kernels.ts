@@ -32,6 +32,13 @@ export const MATMUL_TILES: Record<MatmulVariant, { WG_X: number; WG_Y: number; P
 export interface KernelContext {
   kernels: KernelRegistry;
   matmulVariant: MatmulVariant;
+  /** Workgroups per grid dimension before a kernel folds its grid (default: the device's limit; tests lower it). */
+  maxWorkgroups?: number;
+}
+
+/** The most workgroups one grid dimension may have on this device. */
+export function gridLimit(ctx: KernelContext): number {
+  return ctx.maxWorkgroups ?? ctx.kernels.device.limits.maxComputeWorkgroupsPerDimension;
 }
 
 export interface MatmulSpec {
@@ -56,7 +63,10 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
   const kChunk = Math.ceil(s.K / split);
   const splits = Math.ceil(s.K / kChunk);
   if (splits > 1 && s.accumulate) throw new ConfigError(`${label}: split partial products cannot accumulate; use matmulSplitK, whose sum of splits can`);
-  const grid: [number, number, number] = [Math.ceil(s.N / (PER * WG_X)), Math.ceil(s.M / (PER * WG_Y)), splits];
+  // Row blocks past the grid limit fold into z beside the splits (matmul.wgsl's row_block).
+  const blocks = Math.ceil(s.M / (PER * WG_Y));
+  const folds = Math.ceil(blocks / gridLimit(ctx));
+  const grid: [number, number, number] = [Math.ceil(s.N / (PER * WG_X)), Math.ceil(blocks / folds), splits * folds];
   const strides = {
     a_m: s.transA ? 1 : s.K,
     a_k: s.transA ? s.M : 1,
@@ -82,7 +92,8 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
   const partial = await matmul(ctx, a, b, partials, { ...s, accumulate: false }, `${label} (split-K)`, splits);
   const rk = await ctx.kernels.kernel("matmul.wgsl", "matmul_reduce", { WG_X: WG, WG_Y: 1 });
   const grid: [number, number, number] = [Math.ceil((s.M * s.N) / WG), 1, 1];
-  const u = { M: s.M, N: s.N, K: s.K, k_chunk: Math.ceil(s.K / splits), splits: partial.grid[2], a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0, accumulate: s.accumulate ? 1 : 0 };
+  const kChunk = Math.ceil(s.K / splits);
+  const u = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits: Math.ceil(s.K / kChunk), a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0, accumulate: s.accumulate ? 1 : 0 };
   return [partial, new Dispatch(ctx.kernels.device, rk, { partials, total: c }, grid, u, `${label} (sum of splits)`)];
 }
 
@@ -108,8 +119,11 @@ async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<s
   const WG_X = 64 / WG_C;
   const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X });
   const [rows, width] = over === "input" ? [p.H, p.W] : [p.OH, p.OW];
-  const grid: [number, number, number] = [Math.ceil(p.C / WG_C), Math.ceil(width / WG_X), p.B * rows];
-  return new Dispatch(ctx.kernels.device, k, buffers, grid, { ...windowUniforms(p, true), accumulate: accumulate ? 1 : 0 }, label);
+  const columns = Math.ceil(width / WG_X);
+  // Batch·rows past the grid limit fold into y (pool.wgsl's cell).
+  const fold = Math.ceil((p.B * rows) / gridLimit(ctx));
+  const grid: [number, number, number] = [Math.ceil(p.C / WG_C), columns * fold, Math.ceil((p.B * rows) / fold)];
+  return new Dispatch(ctx.kernels.device, k, buffers, grid, { ...windowUniforms(p, true), accumulate: accumulate ? 1 : 0, fold, span: columns * WG_X }, label);
 }
 
 export const maxPoolForward = (ctx: KernelContext, x: Binding, y: Binding, argmax: Binding, p: WindowPlan, label = "max_pool_forward") =>
@@ -149,7 +163,7 @@ export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | un
   const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", { WG });
   const { placeholder, placeholderOut } = ctx.kernels;
   const buffers = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: db ?? placeholderOut };
-  return new Dispatch(ctx.kernels.device, k, buffers, [N, 1, 1], { R, N, act, has_db: db ? 1 : 0, accumulate: db && accumulate ? 1 : 0 }, label);
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(N, 1, gridLimit(ctx)), { R, N, act, has_db: db ? 1 : 0, accumulate: db && accumulate ? 1 : 0 }, label);
 }
 
 export interface SoftmaxXentIo {

@@ -291,3 +291,88 @@ describe.each(["direct", "tiled"] as MatmulVariant[])("split-K matmul (%s)", (va
     expectRelClose(out, ref.matmul(a, dz, M, N, K, true, false), 1e-4, "dW");
   });
 });
+
+// Grids past the device's workgroup limit fold into another dimension (matmul: row blocks into z beside
+// the K-splits; pooling: batch·rows into y; bias_grad: columns into y). A limit of 3 workgroups per
+// dimension makes small shapes fold, so each folded path is checked against the reference.
+describe("grids folded past the workgroup limit (limit lowered to 3)", () => {
+  async function folded<T>(fn: () => Promise<T>): Promise<T> {
+    const ctx = e as { maxWorkgroups?: number };
+    ctx.maxWorkgroups = 3;
+    try {
+      return await fn();
+    } finally {
+      delete ctx.maxWorkgroups;
+    }
+  }
+
+  for (const variant of ["direct", "tiled"] as MatmulVariant[]) {
+    it(`matmul (${variant}) 200×41×75 with bias and relu, and transposed`, async () => {
+      const [M, K, N] = [200, 41, 75];
+      const a = randomArray(M * K, seed++);
+      const b = randomArray(K * N, seed++);
+      const bias = randomArray(N, seed++);
+      const [c, ct] = await folded(() =>
+        withVariant(variant, async () => {
+          const at = e.tensor(a, [M, K]);
+          const bt = e.tensor(b, [K, N]);
+          const y = await ops.matmul(at, bt, { bias: e.tensor(bias, [N]), activation: "relu" });
+          const yt = await ops.matmul(e.tensor(transpose(a, M, K), [K, M]), bt, { transposeA: true });
+          return [await y.read(), await yt.read()];
+        }),
+      );
+      const z = ref.matmul(a, b, M, N, K);
+      expectRelClose(c, ref.activation("relu", z.map((v, i) => v + bias[i % N]!)), 1e-4, "C");
+      expectRelClose(ct, z, 1e-4, "C (transposed A)");
+    });
+  }
+
+  it("conv2d forward and backward with a split-K dW over a folded grid", async () => {
+    const g: ref.Conv2dGeom = { B: 4, H: 16, W: 16, C: 3, KH: 3, KW: 3, SH: 1, SW: 1, padding: "same" };
+    const F = 4;
+    const x = randomArray(g.B * g.H * g.W * g.C, seed++);
+    const w = randomArray(g.KH * g.KW * g.C * F, seed++);
+    const b = randomArray(F, seed++);
+    const dy = randomArray(g.B * g.H * g.W * F, seed++);
+    const [y, dx, dw, db] = await folded(async () => {
+      const [xt, wt] = [e.tensor(x, [g.B, g.H, g.W, g.C]), e.tensor(w, [g.KH, g.KW, g.C, F])];
+      const o = { padding: g.padding, bias: e.tensor(b, [F]), activation: "tanh" as const };
+      const yt = await ops.conv2d(xt, wt, o);
+      const grads = await ops.conv2dBackward(xt, wt, yt, e.tensor(dy, yt.shape), o);
+      return [await yt.read(), await grads.dx.read(), await grads.dw.read(), await grads.db.read()];
+    });
+    expectRelClose(y, ref.conv2d(x, w, b, g, F, "tanh"), 1e-4, "y");
+    const r = ref.conv2dBackward(x, w, y, dy, g, F, "tanh");
+    expectRelClose(dx, r.dx, 1e-4, "dx");
+    expectRelClose(dw, r.dw, 1e-4, "dw");
+    expectRelClose(db, r.db, 1e-4, "db");
+  });
+
+  for (const g of [POOLS[1]!, POOLS[2]!, POOLS[4]!]) {
+    it(`max and avg pool ${g.H}×${g.W}×${g.C} p${g.PH}×${g.PW} s${g.SH}×${g.SW}, forward and backward`, async () => {
+      const o = { poolSize: [g.PH, g.PW] as [number, number], strides: [g.SH, g.SW] as [number, number], padding: g.padding };
+      const shape = [g.B, g.H, g.W, g.C];
+      const x = randomArray(g.B * g.H * g.W * g.C, seed++);
+      const r = ref.maxPool2d(x, g);
+      const dy = randomArray(r.y.length, seed++);
+      const [my, mdx, ay, adx] = await folded(async () => {
+        const { y, argmax } = await ops.maxPool2d(e.tensor(x, shape), o);
+        const mdx = await ops.maxPool2dBackward(argmax, e.tensor(dy, y.shape), shape, o);
+        const ay = await ops.avgPool2d(e.tensor(x, shape), o);
+        const adx = await ops.avgPool2dBackward(e.tensor(dy, ay.shape), shape, o);
+        return [await y.read(), await mdx.read(), await ay.read(), await adx.read()];
+      });
+      expectRelClose(my, r.y, 1e-6, "max y");
+      expectRelClose(mdx, ref.maxPool2dBackward(x, dy, g), 1e-6, "max dx");
+      expectRelClose(ay, ref.avgPool2d(x, g), 1e-5, "avg y");
+      expectRelClose(adx, ref.avgPool2dBackward(dy, g), 1e-5, "avg dx");
+    });
+  }
+
+  it("bias gradient over 7 columns (one workgroup each)", async () => {
+    const [R, N] = [33, 7];
+    const dy = randomArray(R * N, seed++);
+    const db = await folded(async () => (await ops.biasGrad(e.tensor(dy, [R, N]))).read());
+    expectRelClose(db, ref.biasGrad(dy, R, N), 1e-4, "db");
+  });
+});

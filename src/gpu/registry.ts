@@ -244,8 +244,9 @@ export class Dispatch {
       device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformData);
       all[kernel.uniform.name] = this.uniformBuffer;
     }
-    if (grid.some((g) => !Number.isInteger(g) || g < 0 || g > 65535)) {
-      throw new GpuError(`${label}: grid ${grid.join("×")} exceeds the 65535 workgroups per dimension WebGPU allows; split the work`);
+    const max = device.limits.maxComputeWorkgroupsPerDimension;
+    if (grid.some((g) => !Number.isInteger(g) || g < 0 || g > max)) {
+      throw new GpuError(`${label}: grid ${grid.join("×")} exceeds the ${max} workgroups per dimension this adapter allows (maxComputeWorkgroupsPerDimension); make the layer or the batch smaller`);
     }
     this.bindGroup = kernel.bindGroup(device, all, label);
   }
@@ -268,10 +269,13 @@ export class Dispatch {
   }
 }
 
-/** A 2-D grid of 1-D workgroups covering n invocations (see shaders/lib/index.wgsl). */
-export function grid1d(n: number, workgroup: number): [number, number, number] {
+/**
+ * A 2-D grid of 1-D workgroups covering n invocations (see shaders/lib/index.wgsl), folded into y past
+ * `limit` workgroups (default 65535, the least every WebGPU device allows).
+ */
+export function grid1d(n: number, workgroup: number, limit = 65535): [number, number, number] {
   const groups = Math.ceil(n / workgroup);
-  if (groups <= 65535) return [groups, 1, 1];
-  const y = Math.ceil(groups / 65535);
+  if (groups <= limit) return [groups, 1, 1];
+  const y = Math.ceil(groups / limit);
   return [Math.ceil(groups / y), y, 1];
 }
