@@ -37,9 +37,16 @@ export interface FitOptions {
   stopOnNonFinite?: boolean;
 }
 
+/** Per-epoch figures, by Keras's names; accuracy figures are absent for mean squared error, val_ ones without validation data. */
 export interface History {
   epoch: number[];
-  history: Record<string, number[]>;
+  history: {
+    loss: number[];
+    seconds: number[];
+    accuracy?: number[];
+    val_loss?: number[];
+    val_accuracy?: number[];
+  };
 }
 
 /** What the loop needs of a model: its session (replaced after a device loss) and training counters. */
@@ -127,7 +134,7 @@ export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOption
     if (o.shuffle ?? true) shuffled(order, mulberry32(m.seed + 7919 * (first + 1) + 104729 * epoch));
     else for (let i = 0; i < order.length; i++) order[i] = i;
   };
-  let host = { history: { epoch: [], history: {} } as History };
+  let host: { history: History } = { history: { epoch: [], history: { loss: [], seconds: [] } } };
   let pos: Position = { epoch: 0, step: 0, t: m.step };
   const recovery = new Recovery(s, recoveryEvery);
   let resumed = false;
@@ -222,7 +229,10 @@ export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOption
         logs.seconds = (performance.now() - t0) / 1000;
         const h = host.history;
         h.epoch.push(pos.epoch);
-        for (const [k, v] of Object.entries(logs)) (h.history[k] ??= []).push(v!);
+        for (const k of ["loss", "seconds", "accuracy", "val_loss", "val_accuracy"] as const) {
+          const v = logs[k];
+          if (v !== undefined) (h.history[k] ??= []).push(v);
+        }
         const ended = pos.epoch;
         pos = { epoch: pos.epoch + 1, step: 0, t: pos.t };
         await o.callbacks?.onEpochEnd?.(ended, logs);
