@@ -7,13 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Engine } from "../src/engine.ts";
 import { ConfigError } from "../src/errors.ts";
 import { planWindow, type WindowPlan } from "../src/geometry.ts";
-import { KernelRegistry, type Dispatch } from "../src/gpu/registry.ts";
-import { shaderSources } from "../src/gpu/shaders.ts";
+import type { Dispatch } from "../src/gpu/registry.ts";
 import * as K from "../src/kernels.ts";
 import * as E from "../src/kernels/elementwise.ts";
-import concatWgsl from "../shaders/concat.wgsl?raw";
-import elementwiseWgsl from "../shaders/elementwise.wgsl?raw";
-import globalPoolWgsl from "../shaders/global_pool.wgsl?raw";
 import * as ref from "./reference/cpu.ts";
 import * as eref from "./reference/elementwise.ts";
 import { expectClose, numericGradient } from "./reference/grad_check.ts";
@@ -21,12 +17,10 @@ import { randomArray } from "./reference/random.ts";
 import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
 
 let e: Engine;
-/** The engine's device with the graph kernels' files registered (a no-op once src/gpu/shaders.ts lists them). */
 let g: K.KernelContext;
 beforeAll(async () => {
   e = await gpuEngine();
-  const sources = { "concat.wgsl": concatWgsl, "elementwise.wgsl": elementwiseWgsl, "global_pool.wgsl": globalPoolWgsl, ...shaderSources };
-  g = { kernels: new KernelRegistry(e.device, sources), matmulVariant: e.matmulVariant };
+  g = e;
 });
 afterAll(() => e?.dispose());
 

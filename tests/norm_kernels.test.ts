@@ -3,14 +3,10 @@
 // (random data, NaN-poisoned outputs, ragged shapes, partial batches, accumulation, absent outputs).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { detectRaces } from "wgsl_reflect";
-import batchNormWgsl from "../shaders/batch_norm.wgsl?raw";
-import depthwiseConvWgsl from "../shaders/depthwise_conv.wgsl?raw";
-import layerNormWgsl from "../shaders/layer_norm.wgsl?raw";
 import type { Engine } from "../src/engine.ts";
 import { ConfigError, ShapeError } from "../src/errors.ts";
 import { planWindow, type Padding } from "../src/geometry.ts";
 import { assembleShader } from "../src/gpu/registry.ts";
-import { shaderSources } from "../src/gpu/shaders.ts";
 import type { Activation } from "../src/kernels.ts";
 import { depthwiseConvBackwardFilter, depthwiseConvBackwardInput, depthwiseConvForward } from "../src/kernels/depthwise.ts";
 import { batchNormBackward, batchNormForward, layerNormBackward, layerNormForward } from "../src/kernels/normalization.ts";
@@ -98,11 +94,9 @@ describe("references", () => {
 
 // ---------------------------------------------------------------- race detector (tiny shapes)
 
-const SOURCES = { ...shaderSources, "batch_norm.wgsl": batchNormWgsl, "layer_norm.wgsl": layerNormWgsl, "depthwise_conv.wgsl": depthwiseConvWgsl };
-
 /** The file with its overrides frozen to constants (the emulator cannot size arrays by overrides). */
 function frozen(file: string, constants: Record<string, number>): string {
-  return assembleShader(file, SOURCES).replace(/^(\s*)override\s+(\w+)\s*:\s*u32\s*=\s*([^;]+);/gm, (_m, sp: string, name: string, dflt: string) => `${sp}const ${name}: u32 = ${constants[name] ?? dflt}u;`);
+  return assembleShader(file).replace(/^(\s*)override\s+(\w+)\s*:\s*u32\s*=\s*([^;]+);/gm, (_m, sp: string, name: string, dflt: string) => `${sp}const ${name}: u32 = ${constants[name] ?? dflt}u;`);
 }
 
 /** A uniform block from members in declaration order, all 4 bytes: "f" marks an f32, anything else a u32. */

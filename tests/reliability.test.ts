@@ -11,6 +11,29 @@ import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
 let engine: Engine | undefined;
 afterAll(() => engine?.dispose());
 
+
+/** Counts the device's live buffers (created minus destroyed) until restore(). */
+function countBuffers(device: GPUDevice): { readonly live: number; restore(): void } {
+  let live = 0;
+  const { createBuffer } = device;
+  device.createBuffer = function (d: GPUBufferDescriptor) {
+    live++;
+    const b = createBuffer.call(this, d);
+    const destroy = b.destroy.bind(b);
+    b.destroy = () => {
+      live--;
+      destroy();
+    };
+    return b;
+  };
+  return {
+    get live() {
+      return live;
+    },
+    restore: () => void (device.createBuffer = createBuffer),
+  };
+}
+
 const mlp = () => new Sequential([Flatten({ inputShape: [28, 28, 1] }), Dense({ units: 32, activation: "relu" }), Dense({ units: 10, activation: "softmax" })]);
 
 describe("device loss during fit", () => {
@@ -138,19 +161,7 @@ describe("stopping early", () => {
 describe("long runs and determinism", () => {
   it("2,000 steps with a constant number of live GPU buffers and no JS heap growth", async () => {
     engine ??= await gpuEngine();
-    const device = engine.device;
-    let live = 0;
-    const { createBuffer } = device;
-    device.createBuffer = function (d: GPUBufferDescriptor) {
-      live++;
-      const b = createBuffer.call(this, d);
-      const destroy = b.destroy.bind(b);
-      b.destroy = () => {
-        live--;
-        destroy();
-      };
-      return b;
-    };
+    const buffers = countBuffers(engine.device);
     try {
       const model = new Sequential([Dense({ units: 16, activation: "tanh", inputShape: [8] }), Dense({ units: 3, activation: "softmax" })]);
       await model.compile({ loss: "sparseCategoricalCrossentropy", engine });
@@ -166,7 +177,7 @@ describe("long runs and determinism", () => {
             const step = logs.epoch * 50 + b + 1;
             if (step === 2 || step === 400 || step === 2000) {
               gc();
-              samples.push({ step, live, heap: process.memoryUsage().heapUsed });
+              samples.push({ step, live: buffers.live, heap: process.memoryUsage().heapUsed });
             }
           },
         },
@@ -177,37 +188,25 @@ describe("long runs and determinism", () => {
       expect(samples[2]!.heap - samples[1]!.heap).toBeLessThan(1 << 20);
       model.dispose();
     } finally {
-      device.createBuffer = createBuffer;
+      buffers.restore();
     }
   });
 
   it("eager optimizer steps (ops.sgdStep, ops.adamStep) free what they allocate", async () => {
     engine ??= await gpuEngine();
-    const device = engine.device;
-    let live = 0;
-    const { createBuffer } = device;
-    device.createBuffer = function (d: GPUBufferDescriptor) {
-      live++;
-      const b = createBuffer.call(this, d);
-      const destroy = b.destroy.bind(b);
-      b.destroy = () => {
-        live--;
-        destroy();
-      };
-      return b;
-    };
+    const buffers = countBuffers(engine.device);
     try {
       const t = () => engine!.tensor(randomArray(33, 5), [33]);
       const [w, g, m, v] = [t(), t(), t(), t()];
-      const before = live;
+      const before = buffers.live;
       for (let step = 1; step <= 20; step++) {
         await ops.sgdStep(w, g, m, { lr: 0.1, momentum: 0.5 });
         await ops.adamStep(w, g, m, v, { lr: 0.01, step });
       }
-      expect(live).toBe(before);
+      expect(buffers.live).toBe(before);
       for (const x of [w, g, m, v]) x.dispose();
     } finally {
-      device.createBuffer = createBuffer;
+      buffers.restore();
     }
   });
 

@@ -70,7 +70,7 @@ export class Plan {
   readonly update?: Dispatch;
   private arena!: GPUBuffer;
   private readonly slots: Slot[] = [];
-  private readonly perStep: { d: Dispatch; values: (s: StepInfo) => Record<string, number>; last?: string }[] = [];
+  private readonly perStep: { d: Dispatch; values: (s: StepInfo) => Record<string, number>; last?: Record<string, number> }[] = [];
   private readonly gathers = new Map<Dataset, Dispatch[]>();
   private readonly checkedModes = new Set<string>();
   /** Batch inputs and targets, and the model output as predict() copies it. */
@@ -306,10 +306,10 @@ export class Plan {
     const info = { nValid, seed };
     for (const p of this.perStep) {
       const values = p.values(info);
-      const key = JSON.stringify(values);
-      if (key === p.last) continue;
+      // Only uniforms that changed are rewritten (most steps change none but the seed).
+      if (p.last && Object.keys(values).every((k) => values[k] === p.last![k])) continue;
       p.d.setUniforms(values);
-      p.last = key;
+      p.last = values;
     }
     // The first step of each kind runs inside error scopes, so a mistake in the plan is reported with the
     // label of the op that made it; later steps replay the same commands without the extra round trip.
