@@ -1,13 +1,12 @@
 // uses: lib/activation.wgsl lib/index.wgsl
 // activation.wgsl — element-wise activations on their own (the Activation layer, or where no matmul can
 // absorb them): y = act(x), and dx = dy · act'(y) from the forward output y (dx += … when
-// `accumulate` != 0, so a tensor read by several layers sums its gradients in place).
+// ACCUMULATE, so a tensor read by several layers sums its gradients in place).
 // Layout: x, y, dy, dx flat, n elements. Dispatch: one invocation per element, 2-D grid of WG-wide
-// workgroups. Overrides: ACT (0 linear, 1 relu, 2 sigmoid, 3 tanh), WG.
+// workgroups. Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), ACT (0 linear, 1 relu, 2 sigmoid, 3 tanh), WG.
 
 struct Params {
   n: u32,
-  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -17,6 +16,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
+override ACCUMULATE: bool = false;
 override ACT: u32 = 0;
 override WG: u32 = 64;
 
@@ -33,7 +33,7 @@ fn activation_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   let i = linear_index(gid, nwg, WG);
   if (i < params.n) {
     var g = dy[i] * activation_grad(ACT, y_in[i]);
-    if (params.accumulate != 0u) {
+    if (ACCUMULATE) {
       g += dx[i];
     }
     dx[i] = g;

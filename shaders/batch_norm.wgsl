@@ -20,7 +20,7 @@
 // (ceil(C / WG_C), 1, 1); each invocation strides over rows, then one barrier and a fixed-order sum of
 // the WG_R partials (a fixed order keeps results bit-identical run to run). The element-wise passes run
 // grid (ceil(C / WG_C), min(ceil(R / WG_R), 65535), 1) and stride over the rows beyond it.
-// Overrides: WG_C, WG_R.
+// Overrides: ACC_DX, ACC_PARAMS (add into dx, and into dgamma/dbeta, instead of overwriting), WG_C, WG_R.
 
 struct Params {
   R: u32,
@@ -31,8 +31,6 @@ struct Params {
   has_dx: u32,
   has_dgamma: u32,
   has_dbeta: u32,
-  acc_dx: u32,
-  acc_params: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -45,6 +43,8 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> moving_mean: array<f32>;
 @group(0) @binding(8) var<storage, read_write> moving_var: array<f32>;
 
+override ACC_DX: bool = false;
+override ACC_PARAMS: bool = false;
 override WG_C: u32 = 16;
 override WG_R: u32 = 4;
 
@@ -144,10 +144,10 @@ fn batch_norm_backward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgr
   let t = column_total(lid.x);
   if (lid.y == 0u) {
     if (params.has_dbeta != 0u) {
-      dbeta[c] = select(0.0, dbeta[c], params.acc_params != 0u) + t.x;
+      dbeta[c] = select(0.0, dbeta[c], ACC_PARAMS) + t.x;
     }
     if (params.has_dgamma != 0u) {
-      dgamma[c] = select(0.0, dgamma[c], params.acc_params != 0u) + t.y;
+      dgamma[c] = select(0.0, dgamma[c], ACC_PARAMS) + t.y;
     }
   }
   if (params.has_dx == 0u) {
@@ -159,8 +159,8 @@ fn batch_norm_backward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgr
     let i = r * params.C + c;
     if (r < params.rows_valid) {
       let v = k * (n * dy[i] - t.x - (x[i] - mu) * s * t.y);
-      dx[i] = select(v, dx[i] + v, params.acc_dx != 0u);
-    } else if (params.acc_dx == 0u) {
+      dx[i] = select(v, dx[i] + v, ACC_DX);
+    } else if (!ACC_DX) {
       dx[i] = 0.0;
     }
   }

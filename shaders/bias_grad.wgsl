@@ -2,17 +2,16 @@
 // bias_grad.wgsl — the backward pass through a layer's activation and bias, in one pass over dy:
 // dz = dy · act'(act_y) (written when act != 0; for a linear layer dz is dy itself) and db = the column
 // sums of dz over the batch and spatial positions (written when has_db != 0; added to what db holds when
-// accumulate != 0, for a bias shared by several layers). dz is scratch and always overwritten. The
+// ACCUMULATE, for a bias shared by several layers). dz is scratch and always overwritten. The
 // products for dW and dX then read dz as it is, so the matmul needs no activation variant.
 // Layout: dy, act_y, dz (R, N) row-major; db (N). Dispatch: one workgroup per column, grid (N, 1, 1) (folded into y past the grid limit);
-// invocations stride over rows, then one sums their partials from workgroup memory. Overrides: WG.
+// invocations stride over rows, then one sums their partials from workgroup memory. Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG.
 
 struct Params {
   R: u32,
   N: u32,
   act: u32,
   has_db: u32,
-  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -21,6 +20,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(4) var<storage, read_write> db: array<f32>;
 
+override ACCUMULATE: bool = false;
 override WG: u32 = 64;
 
 var<workgroup> partial: array<f32, WG>;
@@ -53,7 +53,7 @@ fn bias_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
     for (var i = 0u; i < WG; i++) {
       total += partial[i];
     }
-    if (params.accumulate != 0u) {
+    if (ACCUMULATE) {
       total += db[n];
     }
     db[n] = total;

@@ -6,7 +6,7 @@
 // (ky·KW + kx)·C·M + o; bias (C·M). Padding is explicit: PT/PL rows/columns before the image, zeros
 // outside it. Backward takes dz, the gradient at the pre-activation (bias_grad.wgsl computes it and the
 // bias gradient), and both of its passes are gathers or fixed-order reductions: no atomics, and the
-// results are bit-identical run to run. accumulate != 0 adds into dx / dw instead of overwriting.
+// results are bit-identical run to run. ACCUMULATE adds into dx / dw instead of overwriting.
 //
 // Entry points and dispatch:
 //   depthwise_conv_forward         — y = act(conv + bias); one invocation per y element.
@@ -16,7 +16,7 @@
 // ceil(width / WG_X), B·rows), so the flat index needs no division. The filter pass runs grid
 // (ceil(C·M / WG_C), KH·KW, 1) with workgroups (WG_C channels) × (WG_X lanes striding over the B·OH
 // output rows; each walks its rows' OW columns), then one barrier and a fixed-order sum of the WG_X
-// partials. Overrides: WG_C, WG_X.
+// partials. Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG_C, WG_X.
 
 struct Params {
   B: u32, H: u32, W: u32, C: u32,
@@ -25,7 +25,6 @@ struct Params {
   M: u32,
   has_bias: u32,
   act: u32,
-  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -37,6 +36,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;
 
+override ACCUMULATE: bool = false;
 override WG_C: u32 = 32;
 override WG_X: u32 = 2;
 
@@ -104,7 +104,7 @@ fn depthwise_conv_backward_input(@builtin(global_invocation_id) gid: vec3u) {
     }
   }
   let i = (gid.z * params.W + px) * params.C + c;
-  dx[i] = select(sum, dx[i] + sum, params.accumulate != 0u);
+  dx[i] = select(sum, dx[i] + sum, ACCUMULATE);
 }
 
 var<workgroup> part: array<f32, WG_C * WG_X>;
@@ -146,5 +146,5 @@ fn depthwise_conv_backward_filter(@builtin(local_invocation_id) lid: vec3u, @bui
     total += part[i * WG_C + lid.x];
   }
   let i = wid.y * cm + o;
-  dw[i] = select(total, dw[i] + total, params.accumulate != 0u);
+  dw[i] = select(total, dw[i] + total, ACCUMULATE);
 }

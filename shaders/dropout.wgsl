@@ -1,7 +1,7 @@
 // uses: lib/index.wgsl
 // dropout.wgsl — inverted dropout: y = x · keep / (1 − rate), keep ~ Bernoulli(1 − rate) from a hash of
 // (seed, element), so the backward pass recomputes the mask instead of storing it. rate 0 = identity.
-// The backward pass adds to what dx holds when `accumulate` != 0 (the forward pass ignores the flag).
+// The backward pass adds to what dx holds when ACCUMULATE (the forward pass ignores the flag).
 // Layout: x, y, dy, dx flat, n elements. Dispatch: one invocation per element, 2-D grid of WG-wide
 // workgroups. The host changes `seed` every step and gives each Dropout layer its own, so masks differ
 // across layers and steps; nearby seeds (s, s + 1) give unrelated masks because the seed is hashed.
@@ -10,7 +10,6 @@ struct Params {
   n: u32,
   seed: u32,
   rate: f32,
-  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -19,6 +18,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
+override ACCUMULATE: bool = false;
 override WG: u32 = 64;
 
 // PCG hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020).
@@ -49,7 +49,7 @@ fn dropout_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   let i = linear_index(gid, nwg, WG);
   if (i < params.n) {
     var g = dy[i] * keep_scale(i);
-    if (params.accumulate != 0u) {
+    if (ACCUMULATE) {
       g += dx[i];
     }
     dx[i] = g;

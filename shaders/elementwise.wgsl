@@ -3,14 +3,13 @@
 // dx (+)= dy · other (run once per input, `other` being the input not differentiated), and dst (+)= src,
 // which carries a gradient through Add or Reshape where the planner cannot alias the buffers. Add needs
 // no backward kernel of its own: both inputs receive dy (copy_or_add, or an alias).
-// Accumulate: with `accumulate` != 0 the writing kernels add to what the output holds (llm.c's +=), so a
+// Accumulate: with ACCUMULATE the writing kernels add to what the output holds (llm.c's +=), so a
 // tensor that fans out sums its gradients in place; each element has one writer, so no races.
 // Layout: every tensor flat, n elements, same shape (broadcasting is the planner's job). Dispatch: one
-// invocation per element, 2-D grid of WG-wide workgroups (lib/index.wgsl). Overrides: WG.
+// invocation per element, 2-D grid of WG-wide workgroups (lib/index.wgsl). Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG.
 
 struct Params {
   n: u32,
-  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -23,6 +22,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> src: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dst: array<f32>;
 
+override ACCUMULATE: bool = false;
 override WG: u32 = 64;
 
 @compute @workgroup_size(WG, 1, 1)
@@ -46,7 +46,7 @@ fn multiply_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   let i = linear_index(gid, nwg, WG);
   if (i < params.n) {
     var g = dy[i] * other[i];
-    if (params.accumulate != 0u) {
+    if (ACCUMULATE) {
       g += dx[i];
     }
     dx[i] = g;
@@ -58,7 +58,7 @@ fn copy_or_add(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   let i = linear_index(gid, nwg, WG);
   if (i < params.n) {
     var v = src[i];
-    if (params.accumulate != 0u) {
+    if (ACCUMULATE) {
       v += dst[i];
     }
     dst[i] = v;

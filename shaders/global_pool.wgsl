@@ -5,14 +5,13 @@
 // Forward: one invocation per (b, c) sums its HW inputs in order p = 0, 1, …: a fixed order, so the result
 // is deterministic with no atomics or cross-invocation reduction, and neighbouring lanes (neighbouring c)
 // read neighbouring addresses. Backward: one invocation per dx element, adding to what dx holds when
-// `accumulate` != 0 (each element has one writer). Dispatch: 2-D grid of WG-wide workgroups over the
-// tensor the pass writes (lib/index.wgsl). Overrides: WG.
+// ACCUMULATE (each element has one writer). Dispatch: 2-D grid of WG-wide workgroups over the
+// tensor the pass writes (lib/index.wgsl). Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG.
 
 struct Params {
   B: u32,
   HW: u32,
   C: u32,
-  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -21,6 +20,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
+override ACCUMULATE: bool = false;
 override WG: u32 = 64;
 
 @compute @workgroup_size(WG, 1, 1)
@@ -47,7 +47,7 @@ fn global_avg_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(
   let c = i % params.C;
   let b = i / (params.HW * params.C);
   var g = dy[b * params.C + c] / f32(params.HW);
-  if (params.accumulate != 0u) {
+  if (ACCUMULATE) {
     g += dx[i];
   }
   dx[i] = g;

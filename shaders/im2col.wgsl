@@ -4,7 +4,7 @@
 // Layout: x, dx (B, H, W, C) NHWC; cols, dcols (B·OH·OW, KH·KW·C), row (b·OH + oy)·OW + ox, column
 // (ky·KW + kx)·C + c. Padding is explicit: PT/PL rows/columns before the image, zeros outside it.
 // col2im is the gather form: each dx element sums the cols entries that read it, so no atomics; with
-// `accumulate` != 0 it adds that sum to what dx holds (a tensor read by several layers).
+// ACCUMULATE it adds that sum to what dx holds (a tensor read by several layers).
 // Dispatch: one invocation per CPL channels of an output position (im2col: of a patch row and tap; col2im:
 // of an input pixel), on a 2-D grid of WG-wide workgroups (lib/index.wgsl).
 
@@ -12,7 +12,6 @@ struct Conv {
   B: u32, H: u32, W: u32, C: u32,
   KH: u32, KW: u32, SH: u32, SW: u32,
   PT: u32, PL: u32, OH: u32, OW: u32,
-  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> conv: Conv;
@@ -21,6 +20,7 @@ struct Conv {
 @group(0) @binding(3) var<storage, read_write> dcols: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
+override ACCUMULATE: bool = false;
 override WG: u32 = 64;
 
 // Channels per invocation: neighbouring channels share a patch position, so one invocation does the index
@@ -94,7 +94,7 @@ fn col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   let base = ((b * conv.H + py) * conv.W + px) * conv.C + c0;
   for (var j = 0u; j < n; j++) {
     var v = sum[j];
-    if (conv.accumulate != 0u) {
+    if (ACCUMULATE) {
       v += dx[base + j];
     }
     dx[base + j] = v;

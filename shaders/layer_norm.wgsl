@@ -12,7 +12,7 @@
 // a fixed-order sum of the row's WG_D partials; grid: ceil(R / WG_ROWS) workgroups folded onto x and y
 // (lib/index.wgsl's 65535 limit). The column reduction (param_grad) reads the same tiles column-wise, one
 // workgroup per WG_D columns, grid (ceil(D / WG_D), 1, 1), the WG_ROWS lanes striding over rows.
-// Fixed summation orders keep results bit-identical run to run. Overrides: WG_D, WG_ROWS.
+// Fixed summation orders keep results bit-identical run to run. Overrides: ACC_DX, ACC_PARAMS (add into dx, and into dgamma/dbeta, instead of overwriting), WG_D, WG_ROWS.
 
 struct Params {
   R: u32,
@@ -20,8 +20,6 @@ struct Params {
   epsilon: f32,
   has_dgamma: u32,
   has_dbeta: u32,
-  acc_dx: u32,
-  acc_params: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -36,6 +34,8 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dbeta: array<f32>;
 
+override ACC_DX: bool = false;
+override ACC_PARAMS: bool = false;
 override WG_D: u32 = 64;
 override WG_ROWS: u32 = 1;
 
@@ -107,7 +107,7 @@ fn layer_norm_backward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgr
   for (var j = lid.x; j < params.D; j += WG_D) {
     let i = base + j;
     let v = rs * (dy[i] * gamma[j] - t.x - (x[i] - mu) * rs * t.y);
-    dx[i] = select(v, dx[i] + v, params.acc_dx != 0u);
+    dx[i] = select(v, dx[i] + v, ACC_DX);
   }
 }
 
@@ -131,9 +131,9 @@ fn layer_norm_param_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(work
     t += part[i * WG_D + lid.x];
   }
   if (params.has_dbeta != 0u) {
-    dbeta[col] = select(0.0, dbeta[col], params.acc_params != 0u) + t.x;
+    dbeta[col] = select(0.0, dbeta[col], ACC_PARAMS) + t.x;
   }
   if (params.has_dgamma != 0u) {
-    dgamma[col] = select(0.0, dgamma[col], params.acc_params != 0u) + t.y;
+    dgamma[col] = select(0.0, dgamma[col], ACC_PARAMS) + t.y;
   }
 }

@@ -19,10 +19,10 @@
 // Split-K: with grid z = S > 1, workgroup z sums only k in [z·k_chunk, (z+1)·k_chunk) and writes its
 // partial C to c[z·M·N ..]; matmul_reduce then adds the S partials. A product with a tiny output and a
 // long K (a convolution's dW) would otherwise run on one workgroup. Epilogues need S = 1.
-// Accumulate: with accumulate != 0 the result (after the epilogue) is added to what C holds instead of
+// Accumulate: with ACCUMULATE the result (after the epilogue) is added to what C holds instead of
 // replacing it, so the backward passes of a tensor's consumers sum its gradient in place (llm.c's +=)
 // and fan-out needs no extra pass. Split-K partials never accumulate; matmul_reduce honours the flag.
-// Overrides: WG_X, WG_Y (workgroup shape), BK (tile depth, tiled only).
+// Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG_X, WG_Y (workgroup shape), BK (tile depth, tiled only).
 
 struct Params {
   M: u32,
@@ -36,7 +36,6 @@ struct Params {
   b_n: u32,
   has_bias: u32,
   act: u32,
-  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -45,6 +44,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
+override ACCUMULATE: bool = false;
 override WG_X: u32 = 8;
 override WG_Y: u32 = 8;
 override BK: u32 = 8;
@@ -82,7 +82,7 @@ fn store4(z: u32, m: u32, n0: u32, v: vec4f) {
         x += bias[n];
       }
       x = activate(params.act, x);
-      if (params.accumulate != 0u) {
+      if (ACCUMULATE) {
         x += c[base + n];
       }
       c[base + n] = x;
@@ -226,7 +226,7 @@ fn matmul_reduce(@builtin(local_invocation_index) lidx: u32, @builtin(workgroup_
   for (var z = 0u; z < params.splits; z++) {
     sum += partials[z * mn + i];
   }
-  if (params.accumulate != 0u) {
+  if (ACCUMULATE) {
     sum += total[i];
   }
   total[i] = sum;

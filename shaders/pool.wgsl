@@ -5,18 +5,17 @@
 // win a max and are not counted in an average (TensorFlow's convention for 'same').
 // Backward passes are gathers over the windows that contain each input element: no atomics, and
 // overlapping windows (stride < pool size) are summed correctly. They add to what dx holds when
-// `accumulate` != 0 (a tensor read by several layers sums its gradients in place); each dx element is
+// ACCUMULATE (a tensor read by several layers sums its gradients in place); each dx element is
 // written by exactly one invocation, so the read-modify-write is race-free.
 // Dispatch: one invocation per element of the tensor a pass writes (forward: y; backward: dx), laid out
 // as (channel, column, batch·row): grid (ceil(C / WG_C), ceil(width / WG_X), B·height), so that the
 // flat index needs no division (integer division is slow on CPU adapters); past the grid limit the rows
-// fold into y (cell). Overrides: WG_C, WG_X.
+// fold into y (cell). Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG_C, WG_X.
 
 struct Pool {
   B: u32, H: u32, W: u32, C: u32,
   PH: u32, PW: u32, SH: u32, SW: u32,
   PT: u32, PL: u32, OH: u32, OW: u32,
-  accumulate: u32,
   // Folding (see cell): copies of the column span stacked in grid y, and that span (grid y · WG_X).
   fold: u32, span: u32,
 }
@@ -29,12 +28,13 @@ struct Pool {
 @group(0) @binding(5) var<storage, read_write> argmax_in: array<u32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 
+override ACCUMULATE: bool = false;
 override WG_C: u32 = 32;
 override WG_X: u32 = 2;
 
 // dx[i] = v, or dx[i] += v when accumulating.
 fn store_dx(i: u32, v: f32) {
-  if (pool.accumulate != 0u) {
+  if (ACCUMULATE) {
     dx[i] += v;
   } else {
     dx[i] = v;

@@ -54,12 +54,19 @@ export interface MatmulSpec {
   accumulate?: boolean;
 }
 
+/**
+ * Pipeline constants for a gradient writer: ACCUMULATE only when it adds into its output. It is an
+ * override, not a uniform, because a read of the output in the epilogue, even behind a uniform branch,
+ * slowed matmul by about 20% on lavapipe; the common overwrite keeps the pipeline it always had.
+ */
+export const accumulating = (on: boolean | undefined): { ACCUMULATE?: number } => (on ? { ACCUMULATE: 1 } : {});
+
 /** c (M, N) (+)= act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
 export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
   const variant = ctx.matmulVariant;
   const { WG_X, WG_Y, PER, BK } = MATMUL_TILES[variant];
-  // One pipeline per variant: transposes are strides and the epilogue is a uniform (see matmul.wgsl).
-  const k = await ctx.kernels.kernel("matmul.wgsl", `matmul_${variant}`, BK ? { WG_X, WG_Y, BK } : { WG_X, WG_Y });
+  // One pipeline per variant (two where a gradient accumulates): transposes are strides and the epilogue is a uniform (see matmul.wgsl).
+  const k = await ctx.kernels.kernel("matmul.wgsl", `matmul_${variant}`, { ...(BK ? { WG_X, WG_Y, BK } : { WG_X, WG_Y }), ...accumulating(s.accumulate) });
   const kChunk = Math.ceil(s.K / split);
   const splits = Math.ceil(s.K / kChunk);
   if (splits > 1 && s.accumulate) throw new ConfigError(`${label}: split partial products cannot accumulate; use matmulSplitK, whose sum of splits can`);
@@ -73,7 +80,7 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
     b_k: s.transB ? 1 : s.N,
     b_n: s.transB ? s.K : 1,
   };
-  const uniforms = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits, ...strides, has_bias: s.bias ? 1 : 0, act: activationCode(s.act), accumulate: s.accumulate ? 1 : 0 };
+  const uniforms = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits, ...strides, has_bias: s.bias ? 1 : 0, act: activationCode(s.act) };
   return new Dispatch(ctx.kernels.device, k, { a, b, c, bias: s.bias ?? ctx.kernels.placeholder }, grid, uniforms, label);
 }
 
@@ -90,10 +97,10 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
   if (splits <= 1) return [await matmul(ctx, a, b, c, s, label)];
   if (s.bias || (s.act ?? "linear") !== "linear") throw new ConfigError(`${label}: split-K products cannot fuse a bias or activation`);
   const partial = await matmul(ctx, a, b, partials, { ...s, accumulate: false }, `${label} (split-K)`, splits);
-  const rk = await ctx.kernels.kernel("matmul.wgsl", "matmul_reduce", { WG_X: WG, WG_Y: 1 });
+  const rk = await ctx.kernels.kernel("matmul.wgsl", "matmul_reduce", { WG_X: WG, WG_Y: 1, ...accumulating(s.accumulate) });
   const grid: [number, number, number] = [Math.ceil((s.M * s.N) / WG), 1, 1];
   const kChunk = Math.ceil(s.K / splits);
-  const u = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits: Math.ceil(s.K / kChunk), a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0, accumulate: s.accumulate ? 1 : 0 };
+  const u = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits: Math.ceil(s.K / kChunk), a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0 };
   return [partial, new Dispatch(ctx.kernels.device, rk, { partials, total: c }, grid, u, `${label} (sum of splits)`)];
 }
 
@@ -101,13 +108,13 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
 export async function im2col(ctx: KernelContext, x: Binding, cols: Binding, p: WindowPlan, label = "im2col"): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("im2col.wgsl", "im2col", { WG });
   const n = p.B * p.OH * p.OW * p.KH * p.KW * channelGroups(p.C);
-  return new Dispatch(ctx.kernels.device, k, { x, cols }, grid1d(n, WG), { ...windowUniforms(p), accumulate: 0 }, label);
+  return new Dispatch(ctx.kernels.device, k, { x, cols }, grid1d(n, WG), windowUniforms(p), label);
 }
 
 /** dx (B, H, W, C) (+)= adjoint of im2col applied to dcols. */
 export async function col2im(ctx: KernelContext, dcols: Binding, dx: Binding, p: WindowPlan, label = "col2im", accumulate = false): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("im2col.wgsl", "col2im", { WG });
-  return new Dispatch(ctx.kernels.device, k, { dcols, dx }, grid1d(p.B * p.H * p.W * channelGroups(p.C), WG), { ...windowUniforms(p), accumulate: accumulate ? 1 : 0 }, label);
+  const k = await ctx.kernels.kernel("im2col.wgsl", "col2im", { WG, ...accumulating(accumulate) });
+  return new Dispatch(ctx.kernels.device, k, { dcols, dx }, grid1d(p.B * p.H * p.W * channelGroups(p.C), WG), windowUniforms(p), label);
 }
 
 /** im2col.wgsl moves 4 neighbouring channels per invocation (its CPL). */
@@ -117,13 +124,13 @@ const channelGroups = (C: number) => Math.ceil(C / 4);
 async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
   const WG_C = Math.min(64, 2 ** Math.ceil(Math.log2(p.C)));
   const WG_X = 64 / WG_C;
-  const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X });
+  const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X, ...accumulating(accumulate) });
   const [rows, width] = over === "input" ? [p.H, p.W] : [p.OH, p.OW];
   const columns = Math.ceil(width / WG_X);
   // Batch·rows past the grid limit fold into y (pool.wgsl's cell).
   const fold = Math.ceil((p.B * rows) / gridLimit(ctx));
   const grid: [number, number, number] = [Math.ceil(p.C / WG_C), columns * fold, Math.ceil((p.B * rows) / fold)];
-  return new Dispatch(ctx.kernels.device, k, buffers, grid, { ...windowUniforms(p, true), accumulate: accumulate ? 1 : 0, fold, span: columns * WG_X }, label);
+  return new Dispatch(ctx.kernels.device, k, buffers, grid, { ...windowUniforms(p, true), fold, span: columns * WG_X }, label);
 }
 
 export const maxPoolForward = (ctx: KernelContext, x: Binding, y: Binding, argmax: Binding, p: WindowPlan, label = "max_pool_forward") =>
@@ -143,13 +150,13 @@ export const avgPoolBackward = (ctx: KernelContext, dy: Binding, dx: Binding, p:
 
 export async function activationForward(ctx: KernelContext, x: Binding, y: Binding, n: number, act: Activation, label = `${act}_forward`): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("activation.wgsl", "activation_forward", { WG, ACT: activationCode(act) });
-  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(n, WG), { n, accumulate: 0 }, label);
+  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(n, WG), { n }, label);
 }
 
 /** dx (+)= dy · act'(y), from the forward output y. */
 export async function activationBackward(ctx: KernelContext, y: Binding, dy: Binding, dx: Binding, n: number, act: Activation, label = `${act}_backward`, accumulate = false): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("activation.wgsl", "activation_backward", { WG, ACT: activationCode(act) });
-  return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG), { n, accumulate: accumulate ? 1 : 0 }, label);
+  const k = await ctx.kernels.kernel("activation.wgsl", "activation_backward", { WG, ACT: activationCode(act), ...accumulating(accumulate) });
+  return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG), { n }, label);
 }
 
 /**
@@ -160,10 +167,10 @@ export async function activationBackward(ctx: KernelContext, y: Binding, dy: Bin
 export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | undefined, R: number, N: number, dact?: { act: Activation; y: Binding; dz: Binding }, label = "bias_grad", accumulate = false): Promise<Dispatch> {
   const act = activationCode(dact?.act);
   if (!db && act === 0) throw new ConfigError(`${label}: nothing to compute (no bias and a linear activation)`);
-  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", { WG });
+  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", { WG, ...accumulating(db && accumulate) });
   const { placeholder, placeholderOut } = ctx.kernels;
   const buffers = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: db ?? placeholderOut };
-  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(N, 1, gridLimit(ctx)), { R, N, act, has_db: db ? 1 : 0, accumulate: db && accumulate ? 1 : 0 }, label);
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(N, 1, gridLimit(ctx)), { R, N, act, has_db: db ? 1 : 0 }, label);
 }
 
 export interface SoftmaxXentIo {
@@ -232,9 +239,9 @@ export async function gather(
  * applies to the backward pass only.
  */
 export async function dropout(ctx: KernelContext, dir: "forward" | "backward", src: Binding, dst: Binding, n: number, rate: number, label = `dropout_${dir}`, accumulate = false): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("dropout.wgsl", `dropout_${dir}`, { WG });
+  const k = await ctx.kernels.kernel("dropout.wgsl", `dropout_${dir}`, { WG, ...accumulating(dir === "backward" && accumulate) });
   const buffers: Record<string, Binding> = dir === "forward" ? { x: src, y: dst } : { dy: src, dx: dst };
-  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG), { n, seed: 0, rate, accumulate: dir === "backward" && accumulate ? 1 : 0 }, label);
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG), { n, seed: 0, rate }, label);
 }
 
 /** Mean squared error or binary cross-entropy on (B, K) predictions. */

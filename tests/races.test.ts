@@ -28,8 +28,8 @@ describe("race detector", () => {
     const b = Float32Array.from(randomArray(K * N, 2));
     const c = new Float32Array(M * N).fill(NaN);
     const code = frozen("matmul.wgsl", { WG_X: 2, WG_Y: 2, BK: 4 });
-    // Params: M, N, K, k_chunk, splits, strides a_m a_k b_k b_n (A and B not transposed), has_bias, act, accumulate.
-    const groups = { 0: { 0: u32s(M, N, K, K, 1, K, 1, N, 1, 0, 0, 0), 1: a, 2: b, 3: new Float32Array(4), 4: c } };
+    // Params: M, N, K, k_chunk, splits, strides a_m a_k b_k b_n (A and B not transposed), has_bias, act.
+    const groups = { 0: { 0: u32s(M, N, K, K, 1, K, 1, N, 1, 0, 0), 1: a, 2: b, 3: new Float32Array(4), 4: c } };
     const { races, errors } = detectRaces(code, "matmul_tiled", [1, 1, 1], groups);
     expect(errors ?? []).toEqual([]);
     expect(races).toEqual([]);
@@ -39,8 +39,8 @@ describe("race detector", () => {
     const dy = Float32Array.from(randomArray(27, 3));
     const db = new Float32Array(3).fill(NaN);
     const code = frozen("bias_grad.wgsl", { WG: 4 });
-    // Params: R, N, act (0 = linear: dz is dy, not written), has_db, accumulate.
-    const { races } = detectRaces(code, "bias_grad", [3, 1, 1], { 0: { 0: u32s(9, 3, 0, 1, 0), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: db } });
+    // Params: R, N, act (0 = linear: dz is dy, not written), has_db.
+    const { races } = detectRaces(code, "bias_grad", [3, 1, 1], { 0: { 0: u32s(9, 3, 0, 1), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: db } });
     expect(races).toEqual([]);
     expectRelClose(db, ref.biasGrad(dy, 9, 3), 1e-5, "db");
   });
@@ -50,7 +50,7 @@ describe("race detector", () => {
     const y = Float32Array.from(randomArray(27, 6, -1, 1).map((v) => Math.max(v, 0)));
     const code = frozen("bias_grad.wgsl", { WG: 4 });
     // The emulator's values are off here (the adapter's are checked in kernels.test.ts); races only.
-    const { races, errors } = detectRaces(code, "bias_grad", [3, 1, 1], { 0: { 0: u32s(9, 3, 1, 1, 0), 1: dy, 2: y, 3: new Float32Array(27), 4: new Float32Array(3) } });
+    const { races, errors } = detectRaces(code, "bias_grad", [3, 1, 1], { 0: { 0: u32s(9, 3, 1, 1), 1: dy, 2: y, 3: new Float32Array(27), 4: new Float32Array(3) } });
     expect(errors ?? []).toEqual([]);
     expect(races).toEqual([]);
   });
@@ -71,7 +71,7 @@ describe("race detector", () => {
     const code = intact.replace("workgroupBarrier();", "");
     expect(code).not.toBe(intact);
     const dy = Float32Array.from(randomArray(27, 5));
-    const { races } = detectRaces(code, "bias_grad", [1, 1, 1], { 0: { 0: u32s(9, 3, 0, 1, 0), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: new Float32Array(3) } });
+    const { races } = detectRaces(code, "bias_grad", [1, 1, 1], { 0: { 0: u32s(9, 3, 0, 1), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: new Float32Array(3) } });
     expect(races.length).toBeGreaterThan(0);
   });
 });

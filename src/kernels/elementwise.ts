@@ -3,9 +3,7 @@
 // to its output (llm.c's +=) so that fan-out needs no summing pass.
 import { ConfigError } from "../errors.ts";
 import { Dispatch, grid1d, type Binding } from "../gpu/registry.ts";
-import { WG, type KernelContext } from "../kernels.ts";
-
-const flag = (accumulate: boolean) => (accumulate ? 1 : 0);
+import { accumulating, WG, type KernelContext } from "../kernels.ts";
 
 function checkCount(label: string, what: string, v: number): void {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ConfigError(`${label}: ${what} must be a non-negative 32-bit integer, got ${v}`);
@@ -13,8 +11,8 @@ function checkCount(label: string, what: string, v: number): void {
 
 async function elementwise(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, n: number, accumulate: boolean, label: string): Promise<Dispatch> {
   checkCount(label, "n", n);
-  const k = await ctx.kernels.kernel("elementwise.wgsl", entry, { WG });
-  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG), { n, accumulate: flag(accumulate) }, label);
+  const k = await ctx.kernels.kernel("elementwise.wgsl", entry, { WG, ...accumulating(accumulate) });
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG), { n }, label);
 }
 
 /** y (n) = a + b. */
@@ -55,8 +53,8 @@ export async function copySlice(ctx: KernelContext, src: Binding, dst: Binding, 
   for (const [k, v] of Object.entries(g)) checkCount(label, k, v);
   // Overlapping destination rows would give an element two writers (a race when accumulating).
   if (g.outer > 1 && g.width > g.dstStride) throw new ConfigError(`${label}: rows of width ${g.width} overlap at destination stride ${g.dstStride}`);
-  const k = await ctx.kernels.kernel("concat.wgsl", "copy_slice", { WG });
-  const u = { outer: g.outer, width: g.width, src_stride: g.srcStride, src_offset: g.srcOffset, dst_stride: g.dstStride, dst_offset: g.dstOffset, accumulate: flag(accumulate) };
+  const k = await ctx.kernels.kernel("concat.wgsl", "copy_slice", { WG, ...accumulating(accumulate) });
+  const u = { outer: g.outer, width: g.width, src_stride: g.srcStride, src_offset: g.srcOffset, dst_stride: g.dstStride, dst_offset: g.dstOffset };
   return new Dispatch(ctx.kernels.device, k, { src, dst }, grid1d(g.outer * g.width, WG), u, label);
 }
 
@@ -71,12 +69,12 @@ export interface GlobalPoolGeom {
 export async function globalAvgPoolForward(ctx: KernelContext, x: Binding, y: Binding, g: GlobalPoolGeom, label = "global_avg_pool_forward"): Promise<Dispatch> {
   if (g.HW < 1) throw new ConfigError(`${label}: HW must be at least 1, got ${g.HW}`);
   const k = await ctx.kernels.kernel("global_pool.wgsl", "global_avg_pool_forward", { WG });
-  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(g.B * g.C, WG), { B: g.B, HW: g.HW, C: g.C, accumulate: 0 }, label);
+  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(g.B * g.C, WG), { B: g.B, HW: g.HW, C: g.C }, label);
 }
 
 /** dx (B, HW, C) (+)= dy (B, C) / HW at every position. */
 export async function globalAvgPoolBackward(ctx: KernelContext, dy: Binding, dx: Binding, g: GlobalPoolGeom, accumulate = false, label = "global_avg_pool_backward"): Promise<Dispatch> {
   if (g.HW < 1) throw new ConfigError(`${label}: HW must be at least 1, got ${g.HW}`);
-  const k = await ctx.kernels.kernel("global_pool.wgsl", "global_avg_pool_backward", { WG });
-  return new Dispatch(ctx.kernels.device, k, { dy, dx }, grid1d(g.B * g.HW * g.C, WG), { B: g.B, HW: g.HW, C: g.C, accumulate: flag(accumulate) }, label);
+  const k = await ctx.kernels.kernel("global_pool.wgsl", "global_avg_pool_backward", { WG, ...accumulating(accumulate) });
+  return new Dispatch(ctx.kernels.device, k, { dy, dx }, grid1d(g.B * g.HW * g.C, WG), { B: g.B, HW: g.HW, C: g.C }, label);
 }

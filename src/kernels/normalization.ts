@@ -77,7 +77,12 @@ function bnUniforms(label: string, g: BatchNormGeom): Record<string, number> {
   if (!Number.isInteger(rowsValid) || rowsValid < 1 || rowsValid > g.R) throw new ShapeError(`${label}: rowsValid must be an integer in 1..${g.R} (R), got ${rowsValid}`);
   if (!(momentum >= 0 && momentum <= 1)) throw new ConfigError(`${label}: momentum must be in [0, 1], got ${momentum}`);
   if (!(epsilon > 0)) throw new ConfigError(`${label}: epsilon must be positive, got ${epsilon}`);
-  return { R: g.R, C: g.C, rows_valid: rowsValid, momentum, epsilon, has_dx: 0, has_dgamma: 0, has_dbeta: 0, acc_dx: 0, acc_params: 0 };
+  return { R: g.R, C: g.C, rows_valid: rowsValid, momentum, epsilon, has_dx: 0, has_dgamma: 0, has_dbeta: 0 };
+}
+
+/** The ACC_DX / ACC_PARAMS pipeline constants, given only when set (see accumulating() in kernels.ts). */
+function accConstants(dx: boolean, params: boolean): { ACC_DX?: number; ACC_PARAMS?: number } {
+  return { ...(dx ? { ACC_DX: 1 } : {}), ...(params ? { ACC_PARAMS: 1 } : {}) };
 }
 
 /**
@@ -128,15 +133,13 @@ export async function batchNormBackward(
   if (!io.dx && !io.dgamma && !io.dbeta) throw new ConfigError(`${label}: nothing to compute (no dx, dgamma or dbeta)`);
   const kernels = ctx.kernels;
   const [WG_C, WG_R] = tile(g.C, 16);
-  const k = await kernels.kernel("batch_norm.wgsl", "batch_norm_backward", { WG_C, WG_R });
+  const k = await kernels.kernel("batch_norm.wgsl", "batch_norm_backward", { WG_C, WG_R, ...accConstants(acc.dx && !!io.dx, acc.params && !!(io.dgamma || io.dbeta)) });
   const absent = absentOutputs(kernels.device);
   const u = {
     ...bnUniforms(label, g),
     has_dx: io.dx ? 1 : 0,
     has_dgamma: io.dgamma ? 1 : 0,
     has_dbeta: io.dbeta ? 1 : 0,
-    acc_dx: acc.dx ? 1 : 0,
-    acc_params: acc.params ? 1 : 0,
   };
   const { dy, x, gamma, mean, invstd } = io;
   const buffers = { dy, x, gamma, mean, invstd, dx: io.dx ?? absent.dx, dgamma: io.dgamma ?? absent.dgamma, dbeta: io.dbeta ?? absent.dbeta };
@@ -172,7 +175,7 @@ export async function layerNormForward(ctx: KernelContext, io: LayerNormIo, g: {
   const kernels = ctx.kernels;
   const { constants, grid } = rowPass(g.R, g.D);
   const k = await kernels.kernel("layer_norm.wgsl", "layer_norm_forward", constants);
-  const u = { R: g.R, D: g.D, epsilon, has_dgamma: 0, has_dbeta: 0, acc_dx: 0, acc_params: 0 };
+  const u = { R: g.R, D: g.D, epsilon, has_dgamma: 0, has_dbeta: 0 };
   const { x, gamma, beta, y, mean, rstd } = io;
   return new Dispatch(kernels.device, k, { x, gamma, beta, y, mean, rstd }, grid, u, label);
 }
@@ -193,18 +196,18 @@ export async function layerNormBackward(ctx: KernelContext, io: LayerNormGradIo,
   checkSize(label, { R: g.R, D: g.D });
   if (!io.dx && !io.dgamma && !io.dbeta) throw new ConfigError(`${label}: nothing to compute (no dx, dgamma or dbeta)`);
   const kernels = ctx.kernels;
-  const u = { R: g.R, D: g.D, epsilon: 0, has_dgamma: io.dgamma ? 1 : 0, has_dbeta: io.dbeta ? 1 : 0, acc_dx: acc.dx ? 1 : 0, acc_params: acc.params ? 1 : 0 };
+  const u = { R: g.R, D: g.D, epsilon: 0, has_dgamma: io.dgamma ? 1 : 0, has_dbeta: io.dbeta ? 1 : 0 };
   const { dy, x, gamma, mean, rstd } = io;
   const out: Dispatch[] = [];
   if (io.dx) {
     const { constants, grid } = rowPass(g.R, g.D);
-    const k = await kernels.kernel("layer_norm.wgsl", "layer_norm_backward", constants);
+    const k = await kernels.kernel("layer_norm.wgsl", "layer_norm_backward", { ...constants, ...accConstants(acc.dx, false) });
     out.push(new Dispatch(kernels.device, k, { dy, x, gamma, mean, rstd, dx: io.dx }, grid, u, `${label} (dx)`));
   }
   if (io.dgamma || io.dbeta) {
     // Column sums read the rows side by side, at most 16 columns wide, the other lanes down the rows.
     const [WG_D, WG_ROWS] = tile(g.D, 16);
-    const k = await kernels.kernel("layer_norm.wgsl", "layer_norm_param_grad", { WG_D, WG_ROWS });
+    const k = await kernels.kernel("layer_norm.wgsl", "layer_norm_param_grad", { WG_D, WG_ROWS, ...accConstants(false, acc.params) });
     const ph = kernels.placeholderOut;
     out.push(new Dispatch(kernels.device, k, { dy, x, mean, rstd, dgamma: io.dgamma ?? ph, dbeta: io.dbeta ?? ph }, [Math.ceil(g.D / WG_D), 1, 1], u, `${label} (dgamma, dbeta)`));
   }
