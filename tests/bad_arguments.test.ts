@@ -492,6 +492,27 @@ const CASES: Record<string, Case[]> = {
     ["predict inputScale Infinity", () => predict({ inputScale: Infinity }), /inputScale/],
   ],
 
+  "per-batch calls": [
+    ["trainOnBatch(null, y)", async () => (await model()).trainOnBatch(null, y), /\bx\b/],
+    ["trainOnBatch(x, undefined)", async () => (await model()).trainOnBatch(x, undefined), /\by\b/],
+    ["trainOnBatch(x, labels out of range)", async () => (await model()).trainOnBatch(x, [0, 1, 3, 0]), /\by\b.*label 2 is 3/],
+    ["trainOnBatch(x, 3 labels for 4 examples)", async () => (await model()).trainOnBatch(x, [0, 1, 2]), /\by\b/],
+    ["trainOnBatch(x of 5 values, y)", async () => (await model()).trainOnBatch(new Float32Array(5), y), /\bx\b/],
+    ['trainOnBatch(x, y, "fast")', async () => (await model()).trainOnBatch(x, y, "fast" as never), /trainOnBatch.*options/],
+    ["trainOnBatch(x, y, { batchSize })", async () => (await model()).trainOnBatch(x, y, { batchSize: 2 } as never), /trainOnBatch.*batchSize/],
+    ["trainOnBatch inputScale NaN", async () => (await model()).trainOnBatch(x, y, { inputScale: NaN }), /inputScale/],
+    ["trainOnBatch before compile", () => new Sequential([Dense({ units: 3, inputShape: [3] })]).trainOnBatch(x, y), /compile\(\)/],
+    ["testOnBatch(x, ['a'...])", async () => (await model()).testOnBatch(x, ["a", "b", "c", "d"]), /\by\b/],
+    ["testOnBatch(an ArrayBuffer, y)", async () => (await model()).testOnBatch(new ArrayBuffer(48), y), /\bx\b/],
+    ["predictOnBatch(undefined)", async () => (await model()).predictOnBatch(undefined), /\bx\b/],
+    ["predictOnBatch(x, { inputScale: 'a' })", async () => (await model()).predictOnBatch(x, { inputScale: "a" as never }), /inputScale/],
+    ["predictOnBatch after dispose", async () => {
+      const m = await model();
+      m.dispose();
+      return m.predictOnBatch(x);
+    }, /disposed/],
+  ],
+
   "weights, memory, plan": [
     ["getWeights before compile", () => new Sequential([Dense({ units: 3, inputShape: [3] })]).getWeights(), /compile\(\)/],
     ["getWeights after dispose", async () => {

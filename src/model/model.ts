@@ -8,11 +8,13 @@ import { Input, topologicalNodes, type Node, type SymbolicTensor } from "../grap
 import type { Layer } from "../graph/layers.ts";
 import type { Plan, LossName, MemoryReport } from "../plan/plan.ts";
 import type { NamedWeight } from "../plan/weights.ts";
-import { fit, type FitOptions, type History, type Trainee } from "../train/fit.ts";
+import { BatchRunner, type BatchTrainee } from "../train/batch.ts";
+import { fit, type FitOptions, type History } from "../train/fit.ts";
 import { evaluate, predict } from "../train/infer.ts";
 import type { Logs } from "../train/metrics.ts";
 import { optimizerOf, type OptimizerConfig } from "../train/optimizer.ts";
 import { mulberry32 } from "../train/random.ts";
+import { Recovery } from "../train/recovery.ts";
 import { Session } from "../train/session.ts";
 
 export type { LossName, OptimizerConfig };
@@ -41,14 +43,19 @@ interface Built {
 
 const shapeText = (s: readonly number[]) => `(None, ${s.join(", ")})`;
 
-export class Model implements Trainee {
+export class Model implements BatchTrainee {
   session!: Session;
+  /** Optimizer steps taken so far. */
   step = 0;
   stopTraining = false;
   seed = 1;
   engineOptions?: EngineOptions;
+  /** Optimizer steps between recovery snapshots in trainOnBatch (default 200; 0: none); fit() has its own option. */
+  recoverySnapshotEvery = 200;
   private built?: Built;
   private running = false;
+  private snapshots?: Recovery;
+  private readonly batches = new BatchRunner(this);
 
   constructor(private readonly io?: { inputs: SymbolicTensor | SymbolicTensor[]; outputs: SymbolicTensor | SymbolicTensor[]; name?: string }) {
     if (io === undefined) return; // Sequential builds its graph from its layers
@@ -143,6 +150,7 @@ export class Model implements Trainee {
     if (!o || typeof o !== "object") throw new ConfigError(`compile() takes { loss, optimizer?, metrics?, seed?, engine? }, got ${shown(o)}`);
     optionsOf(o, "compile()", ["loss", "optimizer", "metrics", "seed", "engine", "engineOptions"]);
     if (this.running) throw new ConfigError("compile() while fit() is running on this model; wait for it to finish");
+    if (this.batches.busy) throw new ConfigError("compile() while per-batch calls are still queued on this model; await them first");
     if (o.loss === undefined) throw new ConfigError(`compile(): loss is required; use one of ${LOSSES.join(", ")}`);
     if (!LOSSES.includes(o.loss)) throw new ConfigError(`unknown loss "${o.loss}"; use one of ${LOSSES.join(", ")}`);
     if (o.metrics !== undefined && !Array.isArray(o.metrics)) throw new ConfigError(`metrics must be an array of names (${METRICS.join(", ")})`);
@@ -158,6 +166,8 @@ export class Model implements Trainee {
     const engine = o.engine ?? this.session?.engine ?? (await Engine.create(o.engineOptions));
     const session = await Session.create(engine, { graph: g, weights: g.weights, loss: o.loss, optimizer });
     this.session?.destroy();
+    this.snapshots?.destroy();
+    this.snapshots = undefined;
     this.session = session;
     this.seed = o.seed ?? 1;
     this.engineOptions = o.engineOptions;
@@ -169,12 +179,66 @@ export class Model implements Trainee {
   async fit(x: unknown, y: unknown, o: FitOptions = {}): Promise<History> {
     this.need();
     if (this.running) throw new ConfigError("fit() is already running on this model; await it before calling fit() again");
+    if (this.batches.busy) throw new ConfigError("fit() while per-batch calls are still queued on this model; await them first");
     this.running = true;
     try {
       return await fit(this, x, y, o ?? {});
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * One optimizer step on one batch (Keras's train_on_batch): the batch is written into buffers kept for
+   * its shape and the step is submitted before this returns, once its batch size is warm. The loss and
+   * accuracy of that batch are read back only if the result is awaited, so calls may be made back to back
+   * and only the last awaited. Device loss: the next call restores the model from its last recovery
+   * snapshot (every `recoverySnapshotEvery` steps) and rejects, saying which step training is back at.
+   */
+  trainOnBatch(x: unknown, y: unknown, o: { inputScale?: number } = {}): Promise<Logs> {
+    try {
+      this.needBatch("trainOnBatch()");
+      return this.batches.train(x, y, optionsOf(o ?? {}, "trainOnBatch()", ["inputScale"]));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Loss and accuracy on one batch, as evaluate() computes them (inference: moving statistics, no dropout); read only when awaited. */
+  testOnBatch(x: unknown, y: unknown, o: { inputScale?: number } = {}): Promise<Logs> {
+    try {
+      this.needBatch("testOnBatch()");
+      return this.batches.test(x, y, optionsOf(o ?? {}, "testOnBatch()", ["inputScale"]));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The model's outputs for one batch, as predict() gives them. */
+  predictOnBatch(x: unknown, o: { inputScale?: number } = {}): Promise<Float32Array> {
+    try {
+      this.needBatch("predictOnBatch()");
+      return this.batches.predict(x, optionsOf(o ?? {}, "predictOnBatch()", ["inputScale"]));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Per-batch calls recover a lost device themselves, so only a missing or disposed model is refused here. */
+  private needBatch(what: string): void {
+    if (this.disposed) throw new ConfigError("the model was disposed; build and compile a new one");
+    if (!this.session) throw new ConfigError("call compile() before training or using the model");
+    if (this.running) throw new ConfigError(`${what} while fit() is running on this model; await fit() first`);
+    if (this.session.engine.disposed) this.session.engine.throwIfFailed();
+  }
+
+  /** The model's device-loss snapshots for its current session (fit() and trainOnBatch share them). */
+  recovery(): Recovery {
+    if (this.snapshots?.current !== this.session) {
+      this.snapshots?.destroy();
+      this.snapshots = new Recovery(this.session);
+    }
+    return this.snapshots;
   }
 
   /** Loss and accuracy on (x, y), computed on the GPU with one readback. */
@@ -215,6 +279,8 @@ export class Model implements Trainee {
 
   /** Frees the model's GPU memory; the engine (which may be shared) stays. */
   dispose(): void {
+    this.batches.destroy();
+    this.snapshots?.destroy();
     this.session?.destroy();
     this.disposed = true;
   }

@@ -293,6 +293,11 @@ export class Plan {
     return gs;
   }
 
+  /** True when a step of `mode` on `ds` would submit before step() returns (gathers built, mode checked). */
+  warm(ds: Dataset, mode: "train" | "eval" | "predict"): boolean {
+    return this.gathers.has(ds) && this.checkedModes.has(mode);
+  }
+
   /**
    * Records one step into one encoder and submits it: "train" (forward, loss, backward, optimizer; a
    * training plan), "eval" (forward and loss) or "predict" (forward, softmax if the model ends in one).
@@ -300,7 +305,8 @@ export class Plan {
   async step(ds: Dataset, offset: number, nValid: number, mode: "train" | "eval" | "predict", seed = 0, after?: (encoder: GPUCommandEncoder) => void): Promise<void> {
     if (mode === "train" && !this.training) throw new ConfigError("an inference plan cannot train");
     if (mode !== "predict" && !ds.targets) throw new ConfigError(`${mode}: the dataset has no targets`);
-    const gs = await this.gathersFor(ds);
+    // Known gathers are taken without an await, so a warm step submits before step() returns.
+    const gs = this.gathers.get(ds) ?? (await this.gathersFor(ds));
     for (const g of gs) g.setUniforms({ offset, count: nValid });
     if (mode !== "predict") this.loss.setUniforms({ n_valid: nValid });
     const info = { nValid, seed };

@@ -49,8 +49,15 @@ export function examplesOf(spec: DatasetSpec, xs: readonly InputData[], what: st
   return n;
 }
 
-/** Checks and uploads inputs and (unless undefined: predict) targets once. */
-export function uploadDataset(engine: Engine, spec: DatasetSpec, x: unknown, y: unknown, scale: number, what = "x", targets: "required" | "none" = "required"): Dataset {
+/** A batch or dataset checked on the CPU: the inputs in model order, the example count, and the targets as the GPU takes them. */
+export interface HostData {
+  xs: InputData[];
+  n: number;
+  targets?: { data: Uint32Array | Float32Array; kind: "u32" | "f32"; row: number };
+}
+
+/** Checks inputs and (unless `targets` is "none": predict) targets, with errors that name what is wrong. */
+export function hostData(spec: DatasetSpec, x: unknown, y: unknown, what = "x", targets: "required" | "none" = "required", into?: Uint32Array | Float32Array): HostData {
   const xs = inputsOf(spec, x, what);
   const n = examplesOf(spec, xs, what);
   for (const [i, xi] of xs.entries()) {
@@ -59,49 +66,70 @@ export function uploadDataset(engine: Engine, spec: DatasetSpec, x: unknown, y: 
     if (bad >= 0) throw new DataError(`${what}${xs.length > 1 ? ` (input "${spec.inputs[i]!.name}")` : ""}: value ${bad} (example ${Math.floor(bad / spec.inputs[i]!.size)}) is ${xi[bad]}; inputs must be finite`);
   }
   const yWhat = what === "x" ? "y" : what.replace(/\bx\b/, "y");
-  let labels: { data: Uint32Array | Float32Array; kind: "u32" | "f32"; row: number } | undefined;
-  if (targets === "required") {
-    if (y === undefined || y === null) throw new DataError(`${yWhat} is ${y}; training and evaluation need targets (labels for ${spec.loss})`);
-    if (typeof y !== "object" || typeof (y as ArrayLike<number>).length !== "number") throw new DataError(`${yWhat} must be an array or typed array of ${spec.loss === "sparseCategoricalCrossentropy" ? "labels" : "targets"}, got ${shown(y)}`);
-    labels = targetsOf(spec, y as ArrayLike<unknown>, n, yWhat);
-  }
-  const e = engine;
+  if (targets === "none") return { xs, n };
+  if (y === undefined || y === null) throw new DataError(`${yWhat} is ${y}; training and evaluation need targets (labels for ${spec.loss})`);
+  if (typeof y !== "object" || typeof (y as ArrayLike<number>).length !== "number") throw new DataError(`${yWhat} must be an array or typed array of ${spec.loss === "sparseCategoricalCrossentropy" ? "labels" : "targets"}, got ${shown(y)}`);
+  return { xs, n, targets: targetsOf(spec, y as ArrayLike<unknown>, n, yWhat, into) };
+}
+
+/** GPU buffers shaped for `h` (its input kinds and sizes, its targets), with the identity visiting order; nothing written but the order. */
+export function allocateDataset(engine: Engine, spec: DatasetSpec, h: HostData, scale: number): Dataset {
   const uploads: GPUBuffer[] = [];
   const upload = (bytes: number, label: string) => {
-    const b = e.createBuffer(bytes, label, false, "dataset");
+    const b = engine.createBuffer(bytes, label, false, "dataset");
     uploads.push(b);
     return b;
   };
   try {
-    const inputs = xs.map((xi, i) => {
-      const buffer = upload(xi.byteLength, `${spec.inputs[i]!.name} (dataset)`);
-      if (xi instanceof Uint8Array) {
-        const padded = new Uint8Array(Math.ceil(xi.length / 4) * 4);
-        padded.set(xi);
-        e.device.queue.writeBuffer(buffer, 0, padded);
-      } else e.device.queue.writeBuffer(buffer, 0, xi.buffer as ArrayBuffer, xi.byteOffset, xi.byteLength);
-      return { buffer, kind: xi instanceof Uint8Array ? ("u8" as const) : ("f32" as const), row: spec.inputs[i]!.size, scale: xi instanceof Uint8Array ? scale : 1 };
-    });
-    let t: Dataset["targets"];
-    if (labels) {
-      const buffer = upload(labels.data.byteLength, "targets (dataset)");
-      e.device.queue.writeBuffer(buffer, 0, labels.data as Float32Array<ArrayBuffer>);
-      t = { buffer, kind: labels.kind, row: labels.row };
-    }
-    const order = upload(n * 4, "visit order");
-    e.device.queue.writeBuffer(order, 0, Uint32Array.from({ length: n }, (_, i) => i));
-    return { n, inputs, targets: t, order };
+    const inputs = h.xs.map((xi, i) => ({
+      buffer: upload(xi.byteLength, `${spec.inputs[i]!.name} (dataset)`),
+      kind: xi instanceof Uint8Array ? ("u8" as const) : ("f32" as const),
+      row: spec.inputs[i]!.size,
+      scale: xi instanceof Uint8Array ? scale : 1,
+    }));
+    const targets = h.targets && { buffer: upload(h.targets.data.byteLength, "targets (dataset)"), kind: h.targets.kind, row: h.targets.row };
+    const order = upload(h.n * 4, "visit order");
+    engine.device.queue.writeBuffer(order, 0, Uint32Array.from({ length: h.n }, (_, i) => i));
+    return { n: h.n, inputs, targets, order };
   } catch (err) {
     for (const b of uploads) b.destroy();
     throw err;
   }
 }
 
-function targetsOf(spec: DatasetSpec, y: ArrayLike<unknown>, n: number, what: string): { data: Uint32Array | Float32Array; kind: "u32" | "f32"; row: number } {
+const TAIL = new Uint8Array(4);
+
+/** Writes `h` into a dataset allocated for data of its shape and kinds (queue writes: copied at the call). */
+export function writeDataset(engine: Engine, ds: Dataset, h: HostData): void {
+  const q = engine.device.queue;
+  h.xs.forEach((xi, i) => {
+    const buffer = ds.inputs[i]!.buffer;
+    const whole = xi.byteLength & ~3;
+    if (whole > 0) q.writeBuffer(buffer, 0, xi.buffer as ArrayBuffer, xi.byteOffset, whole);
+    if (whole < xi.byteLength) {
+      // A byte array whose length is not a multiple of 4: its last bytes go through a padded word.
+      TAIL.fill(0);
+      TAIL.set(new Uint8Array(xi.buffer, xi.byteOffset + whole, xi.byteLength - whole));
+      q.writeBuffer(buffer, whole, TAIL);
+    }
+  });
+  if (h.targets) q.writeBuffer(ds.targets!.buffer, 0, h.targets.data.buffer as ArrayBuffer, h.targets.data.byteOffset, h.targets.data.byteLength);
+}
+
+/** Checks and uploads inputs and (unless undefined: predict) targets once. */
+export function uploadDataset(engine: Engine, spec: DatasetSpec, x: unknown, y: unknown, scale: number, what = "x", targets: "required" | "none" = "required"): Dataset {
+  const h = hostData(spec, x, y, what, targets);
+  const ds = allocateDataset(engine, spec, h, scale);
+  writeDataset(engine, ds, h);
+  return ds;
+}
+
+/** The targets as the GPU takes them, written into `into` when it is the right kind and length (a reused batch). */
+function targetsOf(spec: DatasetSpec, y: ArrayLike<unknown>, n: number, what: string, into?: Uint32Array | Float32Array): { data: Uint32Array | Float32Array; kind: "u32" | "f32"; row: number } {
   const classes = spec.output.size;
   if (spec.loss === "sparseCategoricalCrossentropy") {
     if (y.length !== n) throw new ShapeError(`${what}: x has ${n} examples but its labels have ${y.length}; they must match`);
-    const labels = new Uint32Array(n);
+    const labels = into instanceof Uint32Array && into.length === n ? into : new Uint32Array(n);
     for (let i = 0; i < n; i++) {
       const v = y[i];
       if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= classes) throw new DataError(`${what}: label ${i} is ${typeof v === "number" ? v : `${JSON.stringify(String(v))} (a ${typeof v})`}; labels must be integers in 0..${classes - 1} (the model has ${classes} outputs)`);
@@ -110,7 +138,7 @@ function targetsOf(spec: DatasetSpec, y: ArrayLike<unknown>, n: number, what: st
     return { data: labels, kind: "u32", row: 1 };
   }
   if (y.length !== n * classes) throw new ShapeError(`${what}: ${n} examples need ${n} × ${classes} = ${n * classes} target values, got ${y.length}`);
-  const t = new Float32Array(y.length);
+  const t = into instanceof Float32Array && into.length === y.length ? into : new Float32Array(y.length);
   for (let i = 0; i < y.length; i++) {
     const v = y[i];
     if (typeof v !== "number" || !Number.isFinite(v)) throw new DataError(`${what}: target ${i} is ${typeof v === "number" ? v : JSON.stringify(String(v))}; targets must be finite numbers`);

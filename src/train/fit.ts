@@ -31,7 +31,11 @@ export interface FitOptions {
   inputScale?: number;
   /** Progress snapshots (async metric readbacks) per epoch. */
   snapshotsPerEpoch?: number;
-  /** Steps between snapshots of weights and optimizer state kept for recovering from device loss (default 200). */
+  /**
+   * Optimizer steps between snapshots of weights and optimizer state kept for recovering from device loss
+   * (default 200; 0: none). The schedule counts the model's steps across calls; a fit() that runs at least
+   * this many steps also takes one at its start, so that a loss anywhere in it resumes exactly.
+   */
   recoverySnapshotEvery?: number;
   /** Check the loss at every progress snapshot; when it is not finite, stop with an error naming the first bad layer. */
   stopOnNonFinite?: boolean;
@@ -58,6 +62,8 @@ export interface Trainee {
   stopTraining: boolean;
   readonly seed: number;
   readonly engineOptions?: EngineOptions;
+  /** The model's recovery snapshots, kept across calls for its current session. */
+  recovery(): Recovery;
 }
 
 function positiveInt(v: unknown, what: string): number {
@@ -136,10 +142,12 @@ export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOption
   };
   let host: { history: History } = { history: { epoch: [], history: { loss: [], seconds: [] } } };
   let pos: Position = { epoch: 0, step: 0, t: m.step };
-  const recovery = new Recovery(s, recoveryEvery);
+  const recovery = m.recovery();
+  const thisRun = {}; // this call: the snapshots it may resume from
   let resumed = false;
   try {
-    await recovery.takeNow(pos, order, host);
+    // Short calls (batch by batch) take none: the model's schedule covers them.
+    if (recoveryEvery > 0 && epochs * steps >= recoveryEvery) await recovery.takeNow(pos, order, host, thisRun);
     for (;;) {
       try {
         await loop();
@@ -152,6 +160,13 @@ export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOption
         s.release(train);
         if (val) s.release(val);
         s = m.session = await recovery.restore(m.engineOptions);
+        if (snap.run !== thisRun) {
+          // Taken before this call: its steps since cannot be replayed, so the caller decides what to do.
+          m.step = snap.position.t;
+          throw new GpuError(
+            `the device was lost at step ${lostAt.t} in fit(); the model was restored on a new device (${s.engine.describe()}) from its last recovery snapshot, at step ${snap.position.t}, taken before this fit() began (fit() takes one at its start only when it runs at least recoverySnapshotEvery = ${recoveryEvery} steps); call fit() again to continue`,
+          );
+        }
         ({ train, val } = datasets(s));
         pos = { ...snap.position };
         m.step = pos.t;
@@ -164,7 +179,6 @@ export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOption
       }
     }
   } finally {
-    recovery.destroy();
     s.release(train);
     if (val) s.release(val);
   }
@@ -199,7 +213,7 @@ export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOption
           const progress = pos.step % snapshotEvery === snapshotEvery - 1 && pos.step !== steps - 1;
           await plan.step(train, offset, Math.min(B, train.n - offset), "train", t, (enc) => {
             if (progress) read = s.metrics.snapshot(s.metrics.train, enc);
-            recovery.maybeTake(enc, after, order, () => host);
+            recovery.maybeTake(enc, recoveryEvery, after, order, () => host, thisRun);
           });
           pos = after;
           m.step = t;

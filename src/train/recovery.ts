@@ -1,6 +1,8 @@
-// Device-loss recovery around the fit loop: snapshots of weights, state, optimizer slots, metrics and
-// position every N steps (copied inside a step's encoder, mapped asynchronously, so nothing stalls), and,
-// when the device is lost, a new session on a new device restored from the last snapshot.
+// Device-loss recovery for a model: snapshots of weights, state, optimizer slots, metrics and position on a
+// schedule of optimizer steps (copied inside a step's encoder, mapped asynchronously, so nothing stalls),
+// and, when the device is lost, a new session on a new device restored from the last snapshot. One lives
+// as long as the model's session, across fit() and per-batch calls; each snapshot records which training
+// run took it, so a fit() resumes only from its own.
 import { Engine, type EngineOptions } from "../engine.ts";
 import { GpuError } from "../errors.ts";
 import { BufferUsage, MapMode } from "../gpu/flags.ts";
@@ -23,6 +25,8 @@ export interface Snapshot {
   order: Uint32Array;
   /** The fit loop's host-side state at that step (history so far), restored with it. */
   host: unknown;
+  /** The training run that took it (a fit() call, or the per-batch calls): who may resume from it. */
+  run: object;
 }
 
 export class Recovery {
@@ -30,11 +34,13 @@ export class Recovery {
   private busy = false;
   private latestSnap?: Snapshot;
 
-  constructor(
-    private session: Session,
-    private readonly every: number,
-  ) {
+  constructor(private session: Session) {
     this.allocate();
+  }
+
+  /** The session snapshots are taken from (the restored one after a device loss). */
+  get current(): Session {
+    return this.session;
   }
 
   private get layout() {
@@ -59,7 +65,7 @@ export class Recovery {
   }
 
   /** Maps the copy once it has run; `order` and `host` are already copies made when the snapshot was taken. */
-  private async land(position: Position, order: Uint32Array, host: unknown): Promise<void> {
+  private async land(position: Position, order: Uint32Array, host: unknown, run: object): Promise<void> {
     const staging = this.staging;
     const { p, st, slots } = this.layout;
     try {
@@ -76,6 +82,7 @@ export class Recovery {
         metrics: all.slice(at + st / 4, at + st / 4 + 4),
         order,
         host,
+        run,
       };
     } catch {
       // The device was lost before the copy landed: keep the previous snapshot.
@@ -84,23 +91,32 @@ export class Recovery {
     }
   }
 
-  /** A snapshot now, waiting for it (at the start of fit). */
-  async takeNow(position: Position, order: Uint32Array, host: unknown): Promise<void> {
+  /** A snapshot now, waiting for it (at the start of a fit() long enough to reach its first scheduled one). */
+  async takeNow(position: Position, order: Uint32Array, host: unknown, run: object): Promise<void> {
+    while (this.busy) await this.session.engine.device.queue.onSubmittedWorkDone();
     const enc = this.session.engine.device.createCommandEncoder({ label: "recovery snapshot" });
     this.encode(enc);
     this.session.engine.device.queue.submit([enc.finish()]);
     this.busy = true;
-    await this.land({ ...position }, order.slice(), structuredClone(host));
+    await this.land({ ...position }, order.slice(), structuredClone(host), run);
   }
 
-  /** Every `every` optimizer steps: copies state within the step's encoder and maps it after the submit. */
-  maybeTake(enc: GPUCommandEncoder, position: Position, order: Uint32Array, host: () => unknown): void {
-    if (this.every <= 0 || position.t % this.every !== 0 || this.busy) return;
+  /**
+   * At every `every`-th optimizer step (0: never): copies state within the step's encoder and maps it
+   * after the submit. The schedule counts the model's steps, not calls.
+   */
+  maybeTake(enc: GPUCommandEncoder, every: number, position: Position, order: Uint32Array, host: () => unknown, run: object): void {
+    if (every <= 0 || position.t % every !== 0 || this.busy) return;
     this.busy = true;
     this.encode(enc);
     // Copied now: by the time the map lands, the loop may have pushed an epoch's history or reshuffled.
     const [o, h] = [order.slice(), structuredClone(host())];
-    queueMicrotask(() => void this.land({ ...position }, o, h)); // runs after the caller's submit
+    queueMicrotask(() => void this.land({ ...position }, o, h, run)); // runs after the caller's submit
+  }
+
+  /** The latest snapshot, or undefined when none has landed. */
+  peek(): Snapshot | undefined {
+    return this.latestSnap;
   }
 
   latest(): Snapshot {

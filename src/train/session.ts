@@ -4,7 +4,7 @@ import { Engine } from "../engine.ts";
 import type { Node, SymbolicTensor } from "../graph/graph.ts";
 import { Plan, type Dataset, type LossName, type PlanGraph } from "../plan/plan.ts";
 import { WeightStore } from "../plan/weights.ts";
-import { uploadDataset, type DatasetSpec } from "./dataset.ts";
+import { allocateDataset, uploadDataset, type DatasetSpec, type HostData } from "./dataset.ts";
 import { Metrics } from "./metrics.ts";
 import { Optimizer, type OptimizerSpec } from "./optimizer.ts";
 
@@ -18,6 +18,8 @@ export interface SessionSpec {
 
 interface PlanEntry {
   plan: Promise<Plan>;
+  /** The plan once built. */
+  ready?: Plan;
   users: number;
   evicted: boolean;
 }
@@ -72,6 +74,19 @@ export class Session implements DatasetSpec {
     return this.entry(B, training).plan;
   }
 
+  /**
+   * The plan for (B, training) if it is built and kept, without waiting (marked most recently used). A
+   * step encoded and submitted before the caller next awaits may use it: eviction destroys plans later.
+   */
+  readyPlan(B: number, training: boolean): Plan | undefined {
+    const key = `${training ? "train" : "infer"} ${B}`;
+    const entry = this.plans.get(key);
+    if (!entry?.ready) return undefined;
+    this.plans.delete(key);
+    this.plans.set(key, entry);
+    return entry.ready;
+  }
+
   /** Runs `work` on the plan for (B, training), which stays alive until `work` is done. */
   async use<T>(B: number, training: boolean, work: (plan: Plan) => Promise<T>): Promise<T> {
     const entry = this.entry(B, training);
@@ -93,9 +108,10 @@ export class Session implements DatasetSpec {
       return entry;
     }
     const plan = Plan.build(this.engine, { graph: this.spec.graph, weights: this.store, B, training, loss: this.spec.loss, metrics: training ? this.metrics.train : this.metrics.eval, update: training ? this.optimizer.update : undefined });
-    entry = { plan, users: 0, evicted: false };
+    const made: PlanEntry = { plan, users: 0, evicted: false };
+    entry = made;
     this.plans.set(key, entry);
-    plan.catch(() => this.plans.delete(key));
+    plan.then((p) => (made.ready = p)).catch(() => this.plans.delete(key));
     const same = [...this.plans.keys()].filter((k) => k.startsWith(training ? "train" : "infer"));
     for (const old of same.slice(0, Math.max(0, same.length - PLANS_KEPT))) this.evict(old);
     return entry;
@@ -115,6 +131,13 @@ export class Session implements DatasetSpec {
 
   dataset(x: unknown, y: unknown, scale: number, what = "x", targets: "required" | "none" = "required"): Dataset {
     const ds = uploadDataset(this.engine, this, x, y, scale, what, targets);
+    this.datasets.add(ds);
+    return ds;
+  }
+
+  /** Buffers for data shaped like `h`, to be written again and again (per-batch calls); released like a dataset. */
+  batchDataset(h: HostData, scale: number): Dataset {
+    const ds = allocateDataset(this.engine, this, h, scale);
     this.datasets.add(ds);
     return ds;
   }
