@@ -39,7 +39,7 @@ export interface BenchEnv {
   mnist?: { train: { images: Uint8Array; labels: Uint8Array }; test: { images: Uint8Array; labels: Uint8Array } };
 }
 
-export const CASES = ["matmul-256", "matmul-512", "matmul-1024", "matmul-2048", "cnn-layers", "train-step", "resnet-step", "first-step", "time-to-97"] as const;
+export const CASES = ["matmul-256", "matmul-512", "matmul-1024", "matmul-2048", "cnn-layers", "train-step", "train-on-batch", "resnet-step", "first-step", "time-to-97"] as const;
 /** Cases that need real MNIST: run only where `mnist` is given (Node). */
 export const MNIST_CASES: readonly CaseName[] = ["time-to-97"];
 export type CaseName = (typeof CASES)[number];
@@ -328,6 +328,44 @@ async function trainStep(env: BenchEnv, engine: Engine): Promise<CaseResult> {
   return r;
 }
 
+/**
+ * Batch-by-batch training of the reference CNN at batch 64 through the public per-batch API: awaited (one
+ * call and one readback per step, as TF.js's trainOnBatch, which reads its loss every call) and pipelined
+ * (calls back to back, only the last awaited, as jax-js is usually timed).
+ */
+async function perBatch(env: BenchEnv, engine: Engine): Promise<CaseResult[]> {
+  const model = referenceCnn();
+  await model.compile({ loss: "sparseCategoricalCrossentropy", engine });
+  const steps = env.batch.y.length / 64;
+  const xs = Array.from({ length: steps }, (_, i) => env.batch.x.subarray(i * 64 * 784, (i + 1) * 64 * 784));
+  const ys = Array.from({ length: steps }, (_, i) => env.batch.y.subarray(i * 64, (i + 1) * 64));
+  const rate = (ms: number[]) => stats(ms.map((v) => (steps * 64) / (v / 1000)));
+  const awaited = await time(env.reps, async () => {
+    for (let i = 0; i < steps; i++) await model.trainOnBatch(xs[i]!, ys[i]!);
+  });
+  const pipelined = await time(env.reps, async () => {
+    let last;
+    for (let i = 0; i < steps; i++) last = model.trainOnBatch(xs[i]!, ys[i]!);
+    await last;
+  });
+  model.dispose();
+  const a: CaseResult = { name: "trainOnBatch, reference CNN, batch 64, each result awaited", unit: "samples/s", higherIsBetter: true, ours: rate(awaited) };
+  const p: CaseResult = { name: "trainOnBatch, reference CNN, batch 64, pipelined (last result awaited)", unit: "samples/s", higherIsBetter: true, ours: rate(pipelined), note: "TF.js's trainOnBatch reads its loss back on every call, so it is compared in the awaited row" };
+  const tf = env.tf;
+  if (tf) {
+    const m = tfCnn(tf);
+    const tx = xs.map((x) => tf.tensor4d(Float32Array.from(x, (v) => v / 255), [64, 28, 28, 1]));
+    const ty = ys.map((y) => tf.tensor1d(Float32Array.from(y)));
+    const theirs = await time(Math.min(env.reps, 5), async () => {
+      for (let i = 0; i < steps; i++) await m.trainOnBatch(tx[i]!, ty[i]!);
+    });
+    for (const t of [...tx, ...ty]) t.dispose();
+    m.dispose();
+    a.tfjs = rate(theirs);
+  }
+  return [a, p];
+}
+
 /** Model build + first training step on a fresh device: pipeline compilation included. */
 async function firstStep(env: BenchEnv): Promise<CaseResult> {
   const x = env.batch.x.subarray(0, 64 * 784);
@@ -444,6 +482,7 @@ export async function runCases(env: BenchEnv, which: readonly CaseName[]): Promi
     if (name.startsWith("matmul-")) out.push(await matmulCase(env, engine, Number(name.slice(7))));
     else if (name === "cnn-layers") out.push(...(await cnnLayers(env, engine)));
     else if (name === "train-step") out.push(await trainStep(env, engine));
+    else if (name === "train-on-batch") out.push(...(await perBatch(env, engine)));
     else if (name === "resnet-step") out.push(...(await resnetStep(env, engine)));
     else if (name === "first-step") out.push(await firstStep(env));
     else if (name === "time-to-97") {
