@@ -1,4 +1,4 @@
-// uses: lib/index.wgsl
+// uses: lib/index.wgsl lib/hash.wgsl
 // dropout.wgsl — inverted dropout: y = x · keep / (1 − rate), keep ~ Bernoulli(1 − rate) from a hash of
 // (seed, element), so the backward pass recomputes the mask instead of storing it. rate 0 = identity.
 // The backward pass adds to what dx holds when ACCUMULATE (the forward pass ignores the flag).
@@ -20,13 +20,6 @@ struct Params {
 
 override ACCUMULATE: bool = false;
 override WG: u32 = 64;
-
-// PCG hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020).
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
 
 // Both the element and the seed are hashed before they meet: with `i ^ pcg(seed)` the mask of seed s'
 // would be the mask of seed s with elements swapped by a fixed XOR, i.e. two layers' masks would be

@@ -5,7 +5,7 @@ export * as ops from "./ops.ts";
 export * from "./errors.ts";
 export { acquireGpu, type AdapterReport, type Gpu, type GpuOptions } from "./gpu/device.ts";
 export { KernelRegistry, Kernel, Dispatch } from "./gpu/registry.ts";
-export type { Activation, MatmulVariant } from "./kernels.ts";
+export type { Activation, Augment, MatmulVariant } from "./kernels.ts";
 export {
   Conv2D,
   DepthwiseConv2D,

@@ -217,20 +217,36 @@ export function adamRate(lr: number, beta1: number, beta2: number, t: number): n
   return (lr * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t);
 }
 
-/** Gathers rows order[offset..offset+B) of a GPU-resident dataset into a batch buffer. */
+/** Random shifts (whole pixels, each way) and rotations (degrees, each way) of image examples in training gathers. */
+export interface Augment {
+  shift?: number;
+  rotate?: number;
+}
+
+/**
+ * Gathers rows order[offset..offset+B) of a GPU-resident dataset into a batch buffer. With `augment`
+ * (an image of shape `image`, H × W × C), each row is shifted and rotated as data.wgsl describes; its
+ * transform follows the `seed` uniform, which the caller sets per step.
+ */
 export async function gather(
   ctx: KernelContext,
   io: { order: Binding; source: Binding; out: Binding },
   kind: "u8" | "f32" | "u32",
   h: { B: number; row: number; offset: number; count: number; scale: number },
   label = `gather_${kind}`,
+  augment?: { image: readonly [number, number, number]; shift: number; rotate: number },
 ): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("data.wgsl", `gather_${kind}`, { WG });
+  if (augment && kind === "u32") throw new ConfigError(`${label}: only image inputs (u8 or f32) can be augmented`);
+  const k = await ctx.kernels.kernel("data.wgsl", `gather_${kind}`, augment ? { WG, AUGMENT: 1 } : { WG });
   const buffers: Record<string, Binding> = { order: io.order };
-  if (kind === "u8") Object.assign(buffers, { bytes: io.source, x: io.out });
-  else if (kind === "f32") Object.assign(buffers, { values: io.source, x: io.out });
+  // The u8 and f32 entries share the augmented path, which names both sources: the other is a placeholder.
+  const none = ctx.kernels.placeholder;
+  if (kind === "u8") Object.assign(buffers, { bytes: io.source, values: none, x: io.out });
+  else if (kind === "f32") Object.assign(buffers, { values: io.source, bytes: none, x: io.out });
   else Object.assign(buffers, { ids: io.source, ids_out: io.out });
-  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(h.B * h.row, WG), h, label);
+  const [H, W, C] = augment?.image ?? [0, 0, 0];
+  const u = { ...h, H, W, C, shift: augment?.shift ?? 0, rotate: ((augment?.rotate ?? 0) * Math.PI) / 180, seed: 0 };
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(h.B * h.row, WG), u, label);
 }
 
 /**

@@ -12,6 +12,7 @@ import im2col from "../../shaders/im2col.wgsl?raw";
 import layerNorm from "../../shaders/layer_norm.wgsl?raw";
 import libAccumulate from "../../shaders/lib/accumulate.wgsl?raw";
 import libActivation from "../../shaders/lib/activation.wgsl?raw";
+import libHash from "../../shaders/lib/hash.wgsl?raw";
 import libIndex from "../../shaders/lib/index.wgsl?raw";
 import loss from "../../shaders/loss.wgsl?raw";
 import matmul from "../../shaders/matmul.wgsl?raw";
@@ -34,6 +35,7 @@ export const shaderSources: Readonly<Record<string, string>> = {
   "layer_norm.wgsl": layerNorm,
   "lib/accumulate.wgsl": libAccumulate,
   "lib/activation.wgsl": libActivation,
+  "lib/hash.wgsl": libHash,
   "lib/index.wgsl": libIndex,
   "loss.wgsl": loss,
   "matmul.wgsl": matmul,

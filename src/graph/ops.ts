@@ -425,8 +425,8 @@ function gapGeom(io: ForwardIo): { B: number; HW: number; C: number } {
   return { B: io.B, HW: H * W, C };
 }
 
-/** A 32-bit mix of a step seed and a node's salt (the dropout kernel hashes it again per element). */
-function mix(seed: number, salt: number): number {
+/** A 32-bit mix of a step seed and a salt (a node's, or a dataset's augmentation seed); kernels hash it again per element. */
+export function mix(seed: number, salt: number): number {
   let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(salt + 0x632be5ab, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
   return (h ^ (h >>> 15)) >>> 0;

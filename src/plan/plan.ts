@@ -8,7 +8,7 @@ import * as K from "../kernels.ts";
 import { copyOrAdd } from "../kernels/elementwise.ts";
 import { backward, Classes, type BackwardStep } from "../graph/autodiff.ts";
 import { opOf, type Node, type SymbolicTensor } from "../graph/graph.ts";
-import { OPS, type BackwardIo, type ForwardIo, type SizeArgs, type StepInfo } from "../graph/ops.ts";
+import { mix, OPS, type BackwardIo, type ForwardIo, type SizeArgs, type StepInfo } from "../graph/ops.ts";
 import { packIntervals, type Interval } from "./memory.ts";
 import type { WeightBindings } from "./weights.ts";
 
@@ -43,6 +43,8 @@ export interface Dataset {
   inputs: { buffer: GPUBuffer; kind: "u8" | "f32"; row: number; scale: number }[];
   targets?: { buffer: GPUBuffer; kind: "u32" | "f32"; row: number };
   order: GPUBuffer;
+  /** Random shifts and rotations of its image inputs in training steps; `seed` is mixed with each step's. */
+  augment?: { shift: number; rotate: number; seed: number };
 }
 
 export interface MemoryReport {
@@ -72,6 +74,8 @@ export class Plan {
   private readonly slots: Slot[] = [];
   private readonly perStep: { d: Dispatch; values: (s: StepInfo) => Record<string, number>; last?: Record<string, number> }[] = [];
   private readonly gathers = new Map<Dataset, Dispatch[]>();
+  /** Gathers that augment, and the seed each mixes with the step's. */
+  private readonly augmenting = new Map<Dispatch, number>();
   private readonly checkedModes = new Set<string>();
   /** Batch inputs and targets, and the model output as predict() copies it. */
   private xSlots: Slot[] = [];
@@ -286,7 +290,14 @@ export class Plan {
       const e = this.engine;
       const h = { B: this.B, offset: 0, count: this.B };
       gs = [];
-      for (const [i, x] of ds.inputs.entries()) gs.push(await K.gather(e, { order: ds.order, source: x.buffer, out: this.xSlots[i]!.binding! }, x.kind, { ...h, row: x.row, scale: x.scale }, `gather ${this.o.graph.inputs[i]!.name}`));
+      for (const [i, x] of ds.inputs.entries()) {
+        const shape = this.o.graph.inputs[i]!.shape;
+        // Training plans augment image inputs (H, W, C) of a dataset that asks for it; evaluation never does.
+        const augment = this.training && ds.augment && shape.length === 3 ? { ...ds.augment, image: shape as [number, number, number] } : undefined;
+        const g = await K.gather(e, { order: ds.order, source: x.buffer, out: this.xSlots[i]!.binding! }, x.kind, { ...h, row: x.row, scale: x.scale }, `gather ${this.o.graph.inputs[i]!.name}`, augment);
+        if (augment) this.augmenting.set(g, augment.seed);
+        gs.push(g);
+      }
       if (ds.targets) gs.push(await K.gather(e, { order: ds.order, source: ds.targets.buffer, out: this.ySlot.binding! }, ds.targets.kind, { ...h, row: ds.targets.row, scale: 1 }, "gather targets"));
       this.gathers.set(ds, gs);
     }
@@ -307,7 +318,10 @@ export class Plan {
     if (mode !== "predict" && !ds.targets) throw new ConfigError(`${mode}: the dataset has no targets`);
     // Known gathers are taken without an await, so a warm step submits before step() returns.
     const gs = this.gathers.get(ds) ?? (await this.gathersFor(ds));
-    for (const g of gs) g.setUniforms({ offset, count: nValid });
+    for (const g of gs) {
+      const salt = this.augmenting.get(g);
+      g.setUniforms(salt === undefined ? { offset, count: nValid } : { offset, count: nValid, seed: mix(seed, salt) });
+    }
     if (mode !== "predict") this.loss.setUniforms({ n_valid: nValid });
     const info = { nValid, seed };
     for (const p of this.perStep) {
@@ -350,7 +364,10 @@ export class Plan {
 
   /** Drops the gathers of a dataset that is being released. */
   forget(ds: Dataset): void {
-    for (const g of this.gathers.get(ds) ?? []) g.destroy();
+    for (const g of this.gathers.get(ds) ?? []) {
+      this.augmenting.delete(g);
+      g.destroy();
+    }
     this.gathers.delete(ds);
   }
 

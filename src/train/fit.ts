@@ -4,6 +4,7 @@
 import { flag, optionsOf, shown } from "../args.ts";
 import type { EngineOptions } from "../engine.ts";
 import { ConfigError, DataError, GpuError } from "../errors.ts";
+import type { Augment } from "../kernels.ts";
 import type { Dataset, Plan } from "../plan/plan.ts";
 import { inputsOf, type InputData } from "./dataset.ts";
 import { checkBatchSize, diagnose, evaluateDataset, scaleOf } from "./infer.ts";
@@ -39,6 +40,12 @@ export interface FitOptions {
   recoverySnapshotEvery?: number;
   /** Check the loss at every progress snapshot; when it is not finite, stop with an error naming the first bad layer. */
   stopOnNonFinite?: boolean;
+  /**
+   * Random shifts of up to `shift` whole pixels each way and rotations of up to `rotate` degrees each way,
+   * applied to image inputs ([H, W, C]) in the GPU batch gather of training steps (validation and
+   * evaluation see the data as it is); deterministic under the model's seed.
+   */
+  augment?: Augment;
 }
 
 /** Per-epoch figures, by Keras's names; accuracy figures are absent for mean squared error, val_ ones without validation data. */
@@ -76,7 +83,19 @@ function split(xs: InputData[], sizes: number[], n: number, nVal: number): [Inpu
   return [xs.map((x, i) => x.subarray(0, (n - nVal) * sizes[i]!)), xs.map((x, i) => x.subarray((n - nVal) * sizes[i]!))];
 }
 
-const FIT_OPTIONS = ["epochs", "batchSize", "shuffle", "validationSplit", "validationData", "callbacks", "inputScale", "snapshotsPerEpoch", "recoverySnapshotEvery", "stopOnNonFinite"];
+const FIT_OPTIONS = ["epochs", "batchSize", "shuffle", "validationSplit", "validationData", "callbacks", "inputScale", "snapshotsPerEpoch", "recoverySnapshotEvery", "stopOnNonFinite", "augment"];
+
+/** The augment option, checked: whole-pixel shifts and rotations in degrees, for models with an image input. */
+function augmentOf(v: unknown, spec: Session): { shift: number; rotate: number } | undefined {
+  if (v === undefined) return undefined;
+  const a = optionsOf<Augment>(v as Augment, "augment", ["shift", "rotate"]);
+  const shift = a.shift ?? 0;
+  const rotate = a.rotate ?? 0;
+  if (typeof shift !== "number" || !Number.isInteger(shift) || shift < 0 || shift > 1024) throw new ConfigError(`augment.shift must be a whole number of pixels in 0..1024, got ${shown(shift)}`);
+  if (typeof rotate !== "number" || !(rotate >= 0 && rotate <= 180)) throw new ConfigError(`augment.rotate must be a number of degrees in [0, 180], got ${shown(rotate)}`);
+  if (!spec.inputs.some((t) => t.shape.length === 3)) throw new ConfigError(`augment shifts and rotates images, but no input of this model is an image [H, W, C] (inputs: ${spec.inputs.map((t) => `${t.name} [${t.shape}]`).join(", ")})`);
+  return { shift, rotate };
+}
 const CALLBACKS = ["onEpochBegin", "onBatchEnd", "onEpochEnd", "onDeviceLost"];
 
 export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOptions = {}): Promise<History> {
@@ -87,6 +106,7 @@ export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOption
   const callbacks = optionsOf<Callbacks>(o.callbacks, "callbacks", CALLBACKS);
   for (const [k, f] of Object.entries(callbacks)) if (f !== undefined && typeof f !== "function") throw new ConfigError(`callbacks.${k} must be a function, got ${shown(f)}`);
   const scale = scaleOf(o.inputScale);
+  const augment = augmentOf(o.augment, m.session);
   const perEpoch = positiveInt(o.snapshotsPerEpoch === undefined ? 4 : o.snapshotsPerEpoch, "snapshotsPerEpoch");
   const recoveryEvery = o.recoverySnapshotEvery === undefined ? 200 : o.recoverySnapshotEvery;
   if (typeof recoveryEvery !== "number" || !Number.isInteger(recoveryEvery) || recoveryEvery < 0) throw new ConfigError(`recoverySnapshotEvery must be an integer ≥ 0 (0: never), got ${shown(recoveryEvery)}`);
@@ -115,6 +135,7 @@ export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOption
   let s = m.session;
   const datasets = (session: Session): { train: Dataset; val?: Dataset } => {
     const train = session.dataset(trainX, trainY, scale);
+    if (augment) train.augment = { ...augment, seed: m.seed >>> 0 };
     try {
       return { train, val: valX !== undefined ? session.dataset(valX, valY, scale, "validation x") : undefined };
     } catch (e) {
