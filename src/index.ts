@@ -31,6 +31,8 @@ export type { Logs } from "./train/metrics.ts";
 export type { OptimizerConfig, LearningRate } from "./train/optimizer.ts";
 export type { Plan, MemoryReport } from "./plan/plan.ts";
 export { parseIdx } from "./data/idx.ts";
+export { toyDataset, fiveFeatures, TOY_DATASETS, type ToyName, type ToyData } from "./data/toy.ts";
+export { binaryReport, confusionMatrix, type BinaryReport } from "./train/report.ts";
 export { saveSafetensors, loadSafetensors, type NamedTensor } from "./model/safetensors.ts";
 export { toTfjs, fromTfjs, type TfjsModelJson } from "./model/tfjs_format.ts";
 export { referenceCnn, residualNet, RESNET_WIDTHS } from "./model/reference.ts";
