@@ -391,6 +391,11 @@ const CASES: Record<string, Case[]> = {
     ["snapshotsPerEpoch NaN", () => fit({ snapshotsPerEpoch: NaN }), /snapshotsPerEpoch/],
     ["recoverySnapshotEvery -1", () => fit({ recoverySnapshotEvery: -1 }), /recoverySnapshotEvery/],
     ["recoverySnapshotEvery 1.5", () => fit({ recoverySnapshotEvery: 1.5 }), /recoverySnapshotEvery/],
+    ['augment "strong"', () => fit({ augment: "strong" }), /augment/],
+    ["augment.shift -1", () => fit({ augment: { shift: -1 } }), /augment\.shift/],
+    ["augment.rotate NaN", () => fit({ augment: { rotate: NaN } }), /augment\.rotate/],
+    ["augment.zoom (unknown)", () => fit({ augment: { zoom: 2 } }), /augment.*zoom/],
+    ["augment on a model without an image input", () => fit({ augment: { shift: 1 } }), /augment.*image/],
     ['callbacks "log"', () => fit({ callbacks: "log" }), /callbacks/],
     ["callbacks.onBatchEnd 5", () => fit({ callbacks: { onBatchEnd: 5 } }), /onBatchEnd/],
     ['callbacks.onEpochEnd "x"', () => fit({ callbacks: { onEpochEnd: "x" } }), /onEpochEnd/],
@@ -589,6 +594,19 @@ const CASES: Record<string, Case[]> = {
     }, /weights\.bin/],
     ...([["null", null], ["undefined", undefined], ['"abc"', "abc"], ["42", 42], ["{}", {}], ["[0, 0, 8, 1]", [0, 0, 8, 1]]] as [string, unknown][]).map(([n, v]): Case => [`parseIdx(${n})`, () => parseIdx(v as never), /IDX file.*bytes/]),
     ["parseIdx(an empty ArrayBuffer)", () => parseIdx(new ArrayBuffer(0)), /IDX file/],
+  ],
+
+  "toy data and reports": [
+    ['toyDataset("swirl")', () => api.toyDataset("swirl" as never), /toy dataset/],
+    ["toyDataset n 0", () => api.toyDataset("xor", { n: 0 }), /\bn\b/],
+    ["toyDataset noise 2", () => api.toyDataset("xor", { noise: 2 }), /noise/],
+    ["fiveFeatures(odd length)", () => api.fiveFeatures(new Float32Array(5)), /fiveFeatures/],
+    ["binaryReport(null, labels)", () => api.binaryReport(null as never, [1]), /outputs/],
+    ["binaryReport(outputs, labels of another length)", () => api.binaryReport([0.5], [1, 0]), /labels/],
+    ["binaryReport label 3", () => api.binaryReport([0.5], [3]), /label/],
+    ["binaryReport threshold 0", () => api.binaryReport([0.5], [1], 0), /threshold/],
+    ["confusionMatrix classes 1.5", () => api.confusionMatrix([0.5], [0], 1.5), /classes/],
+    ["confusionMatrix label -1", () => api.confusionMatrix([0.5, 0.5], [-1], 2), /label/],
   ],
 
   "reference models": [
