@@ -1,17 +1,31 @@
-// Vite library build: src/index.ts → dist/lib/index.js (ES module, shaders inlined, wgsl_reflect bundled
-// as its ES module build). Dawn ("webgpu") and node:* stay external: they are loaded only in Node.
-import { defineConfig } from "vite";
+// Vite library build: src/index.ts → dist/lib/index.js, a minified ES module with a source map. The
+// shaders are inlined without comments or indentation, line for line (compiler line numbers stay true);
+// their layouts come from the build-time reflection table, so wgsl_reflect is not bundled. Dawn
+// ("webgpu") and node:* are reached only at run time in Node, never through an import a bundler sees.
+import { readFile } from "node:fs/promises";
+import { defineConfig, type Plugin } from "vite";
+import { minifyWgsl } from "./src/gpu/wgsl_source.ts";
+
+const minifiedWgsl: Plugin = {
+  name: "gradwgsl:minify-wgsl",
+  enforce: "pre",
+  async load(id) {
+    if (!id.endsWith(".wgsl?raw")) return null;
+    return `export default ${JSON.stringify(minifyWgsl(await readFile(id.slice(0, -"?raw".length), "utf8")))};`;
+  },
+};
 
 export default defineConfig({
-  resolve: { alias: [{ find: /^wgsl_reflect$/, replacement: "wgsl_reflect/wgsl_reflect.module.js" }] },
   publicDir: false,
+  plugins: [minifiedWgsl],
   build: {
     lib: { entry: "src/index.ts", formats: ["es"], fileName: "index" },
     outDir: "dist/lib",
     emptyOutDir: true,
     target: "es2022",
-    minify: false,
+    minify: true,
     sourcemap: true,
-    rolldownOptions: { external: ["webgpu", /^node:/] },
+    // Vite leaves whitespace in ES library builds; minify fully (pure annotations are kept).
+    rolldownOptions: { external: ["webgpu", /^node:/], output: { minify: { compress: { keepNames: { function: false, class: true } }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
   },
 });

@@ -26,9 +26,10 @@ async function store(): Promise<Store> {
     };
   }
   if (typeof process !== "undefined" && process.versions?.node) {
-    const fs = await import("node:fs/promises");
-    const path = await import("node:path");
-    const os = await import("node:os");
+    // getBuiltinModule, not import(): a bundler sees no node:* import to externalize in browser builds.
+    const fs = process.getBuiltinModule("node:fs/promises");
+    const path = process.getBuiltinModule("node:path");
+    const os = process.getBuiltinModule("node:os");
     const dir = process.env.GRADWGSL_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "gradwgsl");
     const file = path.join(dir, "matmul-tuning.v2.json");
     return {

@@ -86,12 +86,18 @@ function describe(r: AdapterReport): string {
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
 
+/**
+ * Dawn, resolved from this module's location and imported by file URL: no import of a package name or
+ * of node:* is left for a bundler to find, so browser builds neither bundle nor warn about Node code.
+ */
 async function loadDawn(): Promise<DawnModule> {
-  const name = "webgpu";
   try {
-    return (await import(/* @vite-ignore */ name)) as DawnModule;
+    const { createRequire } = process.getBuiltinModule("node:module");
+    const { pathToFileURL } = process.getBuiltinModule("node:url");
+    const entry = createRequire(import.meta.url).resolve("webgpu");
+    return (await import(/* @vite-ignore */ pathToFileURL(entry).href)) as DawnModule;
   } catch (e) {
-    throw new GpuError(`WebGPU is not available in this runtime and the "webgpu" package (Dawn for Node) could not be loaded: ${(e as Error).message}. Run \`npm install webgpu\`.`);
+    throw new GpuError(`WebGPU is not available in this runtime and the "webgpu" package (Dawn for Node) could not be loaded: ${(e as Error).message.split("\n")[0]}. Run \`npm install webgpu\`.`);
   }
 }
 
@@ -99,7 +105,7 @@ async function loadDawn(): Promise<DawnModule> {
 async function nodeAdapter(opts: GpuOptions): Promise<{ adapter: GPUAdapter; instance: GPU; icd?: string }> {
   const dawn = await loadDawn();
   Object.assign(globalThis, dawn.globals);
-  const fs = await import("node:fs");
+  const fs = process.getBuiltinModule("node:fs");
   const userIcd = process.env.VK_ICD_FILENAMES;
   const choice = opts.adapter ?? "auto";
   const candidates: (string | undefined)[] = [];

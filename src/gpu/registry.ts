@@ -1,9 +1,11 @@
-// Pipeline registry: reflects each WGSL file into explicit bind group layouts, compiles pipelines
-// asynchronously, caches them by (file, entry point, constants), and binds buffers by WGSL name.
-import { ResourceType, WgslReflect } from "wgsl_reflect";
+// Pipeline registry: builds explicit bind group layouts from the shaders' build-time reflection
+// (src/gpu/reflection.generated.ts), compiles pipelines asynchronously, caches them by (file, entry
+// point, constants), and binds buffers by WGSL name.
 import { ConfigError, GpuError, ShaderCompileError } from "../errors.ts";
 import { BufferUsage, ShaderStage } from "./flags.ts";
+import { shaderReflection } from "./reflection.generated.ts";
 import { shaderSources, type ShaderFile } from "./shaders.ts";
+import { assemble, fingerprint, type AssembledShader, type ReflectionTable, type ShaderReflection } from "./wgsl_source.ts";
 
 export type Constants = Record<string, number | boolean>;
 export type Binding = GPUBuffer | GPUBufferBinding;
@@ -67,40 +69,9 @@ export class Kernel {
   }
 }
 
-interface ParsedFile {
-  code: string;
-  libs: { file: string; firstLine: number; lines: number }[];
-  ownLines: number;
-  reflect: WgslReflect;
-  overrideDefaults: Map<string, string>;
+interface ParsedFile extends AssembledShader {
+  reflection?: ShaderReflection;
   module?: Promise<GPUShaderModule>;
-}
-
-/** The file's own code plus the libraries its first line names (`// uses: lib/a.wgsl lib/b.wgsl`), appended. */
-function assemble(file: string, sources: Readonly<Record<string, string>>): ParsedFile {
-  const own = sources[file];
-  if (own === undefined) throw new ConfigError(`unknown shader file "${file}"; known: ${Object.keys(sources).join(", ")}`);
-  const uses = /^\/\/ uses:(.*)$/m.exec(own.split("\n")[0] ?? "")?.[1]?.trim().split(/\s+/) ?? [];
-  let code = own;
-  const libs: ParsedFile["libs"] = [];
-  const ownLines = own.split("\n").length;
-  for (const lib of uses) {
-    const src = sources[lib];
-    if (src === undefined) throw new ConfigError(`${file} uses "${lib}", which is not a known shader file`);
-    libs.push({ file: lib, firstLine: code.split("\n").length + 1, lines: src.split("\n").length });
-    code += "\n" + src;
-  }
-  const overrideDefaults = new Map<string, string>();
-  for (const m of code.matchAll(/^\s*override\s+(\w+)\s*:\s*\w+\s*=\s*([^;]+);/gm)) overrideDefaults.set(m[1]!, m[2]!.trim());
-  return { code, libs, ownLines, reflect: new WgslReflect(code), overrideDefaults };
-}
-
-function literal(text: string): number {
-  if (text === "true") return 1;
-  if (text === "false") return 0;
-  const n = Number(text.replace(/[uif]$/, ""));
-  if (Number.isNaN(n)) throw new ConfigError(`cannot evaluate "${text}" (only literals are supported here)`);
-  return n;
 }
 
 /** The WGSL a file compiles to: its own code with its libraries appended (for emulation in tests). */
@@ -120,6 +91,7 @@ export class KernelRegistry {
   constructor(
     readonly device: GPUDevice,
     private readonly sources: Readonly<Record<string, string>> = shaderSources,
+    private readonly reflection: ReflectionTable = shaderReflection,
   ) {
     this.placeholder = device.createBuffer({ label: "placeholder (unused binding)", size: 16, usage: BufferUsage.STORAGE });
     this.placeholderOut = device.createBuffer({ label: "placeholder (unused output)", size: 16, usage: BufferUsage.STORAGE });
@@ -132,6 +104,18 @@ export class KernelRegistry {
       this.files.set(file, p);
     }
     return p;
+  }
+
+  /** The file's build-time reflection, refused when the sources changed after it was generated. */
+  private reflected(file: string, p: ParsedFile): ShaderReflection {
+    if (!p.reflection) {
+      const r = this.reflection[file];
+      const regenerate = "run `npm run reflect` (scripts/reflect-shaders.mts) to regenerate src/gpu/reflection.generated.ts";
+      if (!r) throw new ConfigError(`shaders/${file} has no entry in the shader reflection table; ${regenerate}`);
+      if (r.fingerprint !== fingerprint(p.code)) throw new ConfigError(`shaders/${file} (or a library it uses) changed after its reflection was generated; ${regenerate}`);
+      p.reflection = r;
+    }
+    return p.reflection;
   }
 
   /** Where a line of the assembled code came from. */
@@ -171,37 +155,23 @@ export class KernelRegistry {
 
   private async build(file: ShaderFile, entry: string, constants: Constants, label: string): Promise<Kernel> {
     const p = this.parsed(file);
-    const fn = p.reflect.entry.compute.find((f) => f.name === entry);
-    if (!fn) throw new ConfigError(`shaders/${file} has no compute entry point "${entry}"; it has ${p.reflect.entry.compute.map((f) => f.name).join(", ")}`);
+    const module = await this.module(file, p); // compile errors first: they name a file and line
+    const { overrides, entries } = this.reflected(file, p);
+    const fn = entries[entry];
+    if (!fn) throw new ConfigError(`shaders/${file} has no compute entry point "${entry}"; it has ${Object.keys(entries).join(", ")}`);
     for (const name of Object.keys(constants)) {
-      if (!p.overrideDefaults.has(name) && !p.reflect.overrides.some((o) => o.name === name)) {
-        throw new ConfigError(`shaders/${file} has no override "${name}"; it has ${[...p.overrideDefaults.keys()].join(", ")}`);
-      }
+      if (!(name in overrides)) throw new ConfigError(`shaders/${file} has no override "${name}"; it has ${Object.keys(overrides).join(", ") || "none"}`);
     }
-    const bindings = new Map<string, BindingInfo>();
-    let uniform: UniformInfo | undefined;
-    for (const r of [...fn.resources].sort((x, y) => x.binding - y.binding)) {
-      if (r.group !== 0) throw new ConfigError(`shaders/${file}: ${r.name} is in group ${r.group}; kernels use group 0 only`);
-      if (r.resourceType === ResourceType.Uniform) {
-        const s = p.reflect.getStructInfo(r.type.name);
-        if (!s) throw new ConfigError(`shaders/${file}: uniform ${r.name} must be a struct`);
-        uniform = { name: r.name, size: Math.max(16, Math.ceil(s.size / 16) * 16), members: new Map(s.members.map((m) => [m.name, { offset: m.offset, type: m.type.name }])) };
-        bindings.set(r.name, { binding: r.binding, type: "uniform" });
-      } else if (r.resourceType === ResourceType.Storage) {
-        bindings.set(r.name, { binding: r.binding, type: r.access === "read_write" ? "storage" : "read-only-storage" });
-      } else {
-        throw new ConfigError(`shaders/${file}: ${r.name} is neither a uniform nor a storage buffer`);
-      }
-    }
-    const wgAttr = fn.attributes?.find((a) => a.name === "workgroup_size")?.value;
-    const dims = (Array.isArray(wgAttr) ? wgAttr : [wgAttr ?? "1"]).map(String);
-    const size = [0, 1, 2].map((i) => {
-      const t = dims[i] ?? "1";
-      if (/^\d+u?$/.test(t)) return literal(t);
-      return t in constants ? Number(constants[t]) : literal(p.overrideDefaults.get(t) ?? "NaN");
+    const bindings = new Map<string, BindingInfo>(fn.bindings.map((b) => [b.name, { binding: b.binding, type: b.type }]));
+    const u = fn.uniform;
+    const uniform: UniformInfo | undefined = u && { name: u.name, size: Math.max(16, Math.ceil(u.size / 16) * 16), members: new Map(Object.entries(u.members)) };
+    const size = fn.workgroupSize.map((d) => {
+      if (typeof d === "number") return d;
+      const v = d in constants ? constants[d] : overrides[d];
+      if (v === null || v === undefined) throw new ConfigError(`shaders/${file}: ${entry}'s workgroup size uses override ${d}, which has no literal default; pass it in the constants`);
+      return Number(v);
     }) as [number, number, number];
 
-    const module = await this.module(file, p);
     const layout = this.device.createBindGroupLayout({
       label: `${label} layout`,
       entries: [...bindings.values()].map((b) => ({ binding: b.binding, visibility: ShaderStage.COMPUTE, buffer: { type: b.type } })),

@@ -1,0 +1,72 @@
+// The committed shader reflection table (src/gpu/reflection.generated.ts) is what wgsl_reflect reports
+// for the shaders on disk today; the build-time reflector refuses what the registry cannot bind; the WGSL
+// minifier of the library build keeps line numbers and the table's fingerprints.
+import { readdirSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { WgslReflect } from "wgsl_reflect";
+import { REFLECT_COMMAND, TABLE_PATH, reflectShader, reflectShaders } from "../scripts/reflect-shaders.mts";
+import { shaderReflection } from "../src/gpu/reflection.generated.ts";
+import { shaderSources } from "../src/gpu/shaders.ts";
+import { assemble, fingerprint, minifyWgsl } from "../src/gpu/wgsl_source.ts";
+
+const STALE = `${TABLE_PATH} does not match the shaders: run \`${REFLECT_COMMAND}\` and commit the result`;
+
+describe("shader reflection table", () => {
+  it("equals what wgsl_reflect reports for every shader on disk", () => {
+    const fresh = reflectShaders(shaderSources);
+    expect(Object.keys(shaderReflection).sort(), STALE).toEqual(Object.keys(fresh).sort());
+    for (const file of Object.keys(fresh)) expect(shaderReflection[file], `${STALE} (shaders/${file})`).toEqual(fresh[file]);
+  });
+
+  it("covers every .wgsl file in shaders/", () => {
+    const dir = new URL("../shaders/", import.meta.url);
+    const onDisk = [...readdirSync(dir).filter((f) => f.endsWith(".wgsl")), ...readdirSync(new URL("lib/", dir)).map((f) => `lib/${f}`)];
+    expect(Object.keys(shaderSources).sort(), "add the new file to src/gpu/shaders.ts, then run " + REFLECT_COMMAND).toEqual(onDisk.sort());
+  });
+
+  it("agrees with wgsl_reflect on one kernel, read directly", () => {
+    const r = new WgslReflect(assemble("matmul.wgsl", shaderSources).code);
+    const fn = r.entry.compute.find((f) => f.name === "matmul_tiled")!;
+    const entry = shaderReflection["matmul.wgsl"]!.entries["matmul_tiled"]!;
+    expect(entry.bindings.map((b) => [b.name, b.binding])).toEqual(fn.resources.map((v) => [v.name, v.binding]).sort((a, b) => Number(a[1]) - Number(b[1])));
+    const params = r.getStructInfo("Params")!;
+    expect(entry.uniform!.size).toBe(params.size);
+    expect(Object.entries(entry.uniform!.members).map(([name, m]) => [name, m.offset, m.type])).toEqual(params.members.map((m) => [m.name, m.offset, m.type.name]));
+    expect(entry.workgroupSize).toEqual(["WG_X", "WG_Y", 1]);
+    expect(shaderReflection["matmul.wgsl"]!.overrides).toMatchObject({ ACCUMULATE: false });
+  });
+});
+
+describe("build-time reflector", () => {
+  const kernel = (body: string) => ({ "k.wgsl": body });
+  it("refuses what the registry cannot bind, naming the file", () => {
+    expect(() => reflectShader("k.wgsl", kernel("@group(1) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1, 1, 1) fn main() { y[0] = 1.0; }"))).toThrow(/shaders\/k\.wgsl: y is in group 1/);
+    expect(() => reflectShader("k.wgsl", kernel("struct P { v: vec4f }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1, 1, 1) fn main() { y[0] = p.v.x; }"))).toThrow(/uniform P\.v is vec4f/);
+    expect(() => reflectShader("k.wgsl", kernel("const N = 4u;\n@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(N, 1, 1) fn main() { y[0] = 1.0; }"))).toThrow(/has "N", neither a literal nor an override/);
+  });
+
+  it("keeps override defaults, literal workgroup sizes and read-only storage", () => {
+    const r = reflectShader("k.wgsl", kernel("override A: bool = true;\noverride B: u32;\noverride C: f32 = 0.5f;\n@group(0) @binding(2) var<storage, read> x: array<f32>;\n@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(64) fn main() { if (A) { y[0] = x[0] * C + f32(B); } }"));
+    expect(r.overrides).toEqual({ A: true, B: null, C: 0.5 });
+    expect(r.entries["main"]).toEqual({ bindings: [{ name: "y", binding: 0, type: "storage" }, { name: "x", binding: 2, type: "read-only-storage" }], workgroupSize: [64, 1, 1] });
+  });
+});
+
+describe("WGSL minifier", () => {
+  it("keeps every line and the uses line, drops comments and layout, and leaves fingerprints alone", () => {
+    for (const [file, src] of Object.entries(shaderSources)) {
+      const min = minifyWgsl(src);
+      expect(min.split("\n").length, file).toBe(src.split("\n").length);
+      expect(minifyWgsl(min), file).toBe(min);
+      expect(min, file).not.toMatch(/\/\/(?! uses:)|\/\*|^[ \t]|[ \t]$|[ \t]{2}/m);
+      if (src.startsWith("// uses:")) expect(min.split("\n")[0]).toBe(src.split("\n")[0]);
+    }
+    const minified = Object.fromEntries(Object.entries(shaderSources).map(([f, s]) => [f, minifyWgsl(s)]));
+    for (const file of Object.keys(shaderReflection)) expect(fingerprint(assemble(file, minified).code), file).toBe(shaderReflection[file]!.fingerprint);
+  });
+
+  it("handles nested block comments without merging tokens", () => {
+    expect(minifyWgsl("let a/* x /* y */ z */=1;\r\nlet b = 2; // c /* d\nlet c = 3;")).toBe("let a =1;\nlet b = 2;\nlet c = 3;");
+    expect(minifyWgsl("a /* one\ntwo */ b")).toBe("a\nb");
+  });
+});
