@@ -1,7 +1,6 @@
 // The demo's network, shared with npm run train: the reference CNN (src/model/reference.ts), with optional
-// dropout before the classifier and L2 on every kernel. Neither adds weights, so a weights file fits the
-// network whatever the options.
-import { Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Sequential, referenceCnn } from "../src/index.ts";
+// dropout before the classifier and L2 on every kernel; and the limits both check their settings against.
+import { referenceCnn, type Sequential } from "../src/index.ts";
 
 export interface CnnOptions {
   /** Dropout rate after Dense(128), in [0, 1); 0: none. */
@@ -25,15 +24,6 @@ export function parseDecimal(text: string): number {
 }
 
 /** Conv2D(32, 3×3, ReLU) → MaxPool 2×2 → Flatten → Dense(128, ReLU) → [Dropout] → Dense(10, softmax). */
-export function cnn({ dropout = 0, l2 = 0 }: CnnOptions = {}): Sequential {
-  if (!dropout && !l2) return referenceCnn();
-  const reg = l2 ? { kernelRegularizer: { l2 } } : {};
-  return new Sequential([
-    Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1], ...reg }),
-    MaxPooling2D({ poolSize: 2 }),
-    Flatten(),
-    Dense({ units: 128, activation: "relu", ...reg }),
-    ...(dropout ? [Dropout({ rate: dropout })] : []),
-    Dense({ units: 10, activation: "softmax", ...reg }),
-  ]);
+export function cnn(options: CnnOptions = {}): Sequential {
+  return referenceCnn(options);
 }

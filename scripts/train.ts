@@ -5,9 +5,9 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { cnn, LIMITS, parseDecimal } from "../demo/model.ts";
+import { LIMITS, parseDecimal } from "../demo/model.ts";
 import { loadMnist, subset } from "../src/data/mnist.ts";
-import { residualNet } from "../src/index.ts";
+import { referenceCnn, residualNet } from "../src/index.ts";
 import { saveSafetensors } from "../src/model/safetensors.ts";
 
 const USAGE = `usage: npm run train -- [options]
@@ -21,7 +21,10 @@ const USAGE = `usage: npm run train -- [options]
   --lr-decay X              the rate's factor per epoch, applied smoothly per step, in (0, 1]: 1 (cnn) | 0.3 (resnet)
   --l2 X                    L2 coefficient on the CNN's kernels, in [0, 1] (default 0)
   --dropout X               dropout rate before the CNN's classifier, in [0, 1) (default 0)
-  --out PATH                where the weights go (default out/mnist_<model>.safetensors)`;
+  --augment-shift N         random shifts of up to N whole pixels each way, in the GPU batch gather (default 0)
+  --augment-rotate DEG      random rotations of up to DEG degrees each way, in [0, 180] (default 0)
+  --out PATH                where the weights go (default out/mnist_<model>.safetensors)
+  --weights-dtype F32|F16   how the weights are saved (default F32; F16 halves the file)`;
 
 function refuse(message: string): never {
   console.error(`npm run train: ${message}\n\n${USAGE}`);
@@ -42,7 +45,10 @@ try {
       "lr-decay": { type: "string" },
       l2: { type: "string", default: "0" },
       dropout: { type: "string", default: "0" },
+      "augment-shift": { type: "string", default: "0" },
+      "augment-rotate": { type: "string", default: "0" },
       out: { type: "string" },
+      "weights-dtype": { type: "string", default: "F32" },
       help: { type: "boolean", short: "h" },
     },
   }));
@@ -76,20 +82,27 @@ const decay = decimal("lr-decay", choice.decay, LIMITS.lrDecay);
 const l2 = decimal("l2", "0", LIMITS.l2);
 const dropout = decimal("dropout", "0", LIMITS.dropout);
 if (name === "resnet" && (l2 || dropout)) refuse("--l2 and --dropout apply to the CNN only; the residual network is regularised by its batch normalisation");
+const shiftText = text("augment-shift", "0");
+const shift = /^\d+$/.test(shiftText.trim()) ? Number(shiftText) : NaN;
+if (!(shift >= 0 && shift <= 14)) refuse(`--augment-shift must be a whole number of pixels from 0 to 14, got "${shiftText}"`);
+const rotate = decimal("augment-rotate", "0", { ok: (v) => v >= 0 && v <= 180, need: "a number of degrees from 0 to 180" });
+const augment = shift || rotate ? { shift, rotate } : undefined;
 const out = text("out", `out/mnist_${name}.safetensors`);
 if (out.trim() === "") refuse("--out needs a file path");
+const dtype = text("weights-dtype", "F32");
+if (dtype !== "F32" && dtype !== "F16") refuse(`--weights-dtype must be F32 or F16, got "${dtype}"`);
 
 const mnist = await loadMnist();
 const train = subset(mnist.train, Math.min(trainSize, mnist.train.count));
 const test = subset(mnist.test, Math.min(testSize, mnist.test.count));
 
-const model = name === "cnn" ? cnn({ dropout, l2 }) : residualNet();
+const model = name === "cnn" ? referenceCnn({ dropout, l2 }) : residualNet();
 const stepsPerEpoch = Math.ceil(train.count / batchSize);
 const rate = decay === 1 ? learningRate : { initial: learningRate, decayRate: decay, decaySteps: stepsPerEpoch };
 await model.compile({ optimizer: { type: "adam", learningRate: rate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed });
 console.log(`adapter: ${model.engine.describe()}; matmul: ${model.engine.matmulVariant}`);
 console.log(model.summary());
-const extras = [decay === 1 ? "" : ` × ${decay} per epoch`, l2 ? `, L2 ${l2}` : "", dropout ? `, dropout ${dropout}` : ""].join("");
+const extras = [decay === 1 ? "" : ` × ${decay} per epoch`, l2 ? `, L2 ${l2}` : "", dropout ? `, dropout ${dropout}` : "", augment ? `, augmented (shift ${shift} px, rotate ${rotate}°)` : ""].join("");
 console.log(`training on ${train.count} images, batch ${batchSize}, ${epochs} epoch(s), Adam ${learningRate}${extras}; testing on ${test.count}`);
 
 const tty = process.stdout.isTTY;
@@ -99,6 +112,7 @@ await model.fit(train.images, train.labels, {
   epochs,
   batchSize,
   validationData: [test.images, test.labels],
+  augment,
   callbacks: {
     onEpochBegin(epoch) {
       epochStart = performance.now();
@@ -126,7 +140,7 @@ const wall = (performance.now() - start) / 1000;
 const result = await model.evaluate(test.images, test.labels, { batchSize: 256 });
 console.log(`test accuracy: ${(result.accuracy! * 100).toFixed(2)}% (loss ${result.loss.toFixed(4)}) on ${test.count} images; training took ${wall.toFixed(1)} s`);
 await mkdir(dirname(out), { recursive: true });
-const metadata = { model: `mnist_${name}`, test_accuracy: result.accuracy!.toFixed(4), test_images: String(test.count), epochs: String(epochs), train_images: String(train.count), learning_rate: String(learningRate), lr_decay: String(decay), l2: String(l2), dropout: String(dropout) };
-await writeFile(out, saveSafetensors(await model.getWeights(), metadata));
+const metadata = { model: `mnist_${name}`, test_accuracy: result.accuracy!.toFixed(4), test_images: String(test.count), epochs: String(epochs), train_images: String(train.count), learning_rate: String(learningRate), lr_decay: String(decay), l2: String(l2), dropout: String(dropout), augment_shift: String(shift), augment_rotate: String(rotate) };
+await writeFile(out, saveSafetensors(await model.getWeights(), metadata, { dtype }));
 console.log(`weights saved to ${out}`);
 model.engine.dispose();

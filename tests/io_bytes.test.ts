@@ -171,7 +171,8 @@ describe("malformed safetensors", () => {
   it("unknown and unsupported dtypes; an entry that is not an object", () => {
     expectDataError(() => loadSafetensors(raw({ w: { dtype: "F33", shape: [4], data_offsets: [0, 16] } }, 16)), /tensor "w"/, /dtype "F33" is not a safetensors dtype/);
     expectDataError(() => loadSafetensors(raw({ w: { shape: [4], data_offsets: [0, 16] } }, 16)), /tensor "w"/, /dtype/);
-    expectDataError(() => loadSafetensors(raw({ w: { dtype: "F16", shape: [8], data_offsets: [0, 16] } }, 16)), /tensor "w"/, /dtype is F16; only F32/);
+    expectDataError(() => loadSafetensors(raw({ w: { dtype: "I64", shape: [2], data_offsets: [0, 16] } }, 16)), /tensor "w"/, /dtype is I64; F32, F16 and BF16 are supported/);
+    expectDataError(() => loadSafetensors(raw({ w: { dtype: "F16", shape: [4], data_offsets: [0, 16] } }, 16)), /tensor "w"/, /needs 8 bytes of F16/);
     expectDataError(() => loadSafetensors(raw({ w: 5 }, 0)), /tensor "w"/, /entry must be an object/);
   });
 

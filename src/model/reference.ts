@@ -1,17 +1,28 @@
 // The reference workloads: the classic Keras MNIST CNN (npm run train, the demo, the benchmarks, the
 // tests) and a small residual network with batch normalisation (npm run train -- --model resnet).
+import { optionsOf, shown } from "../args.ts";
+import { ConfigError } from "../errors.ts";
 import { Input, type SymbolicTensor } from "../graph/graph.ts";
-import { Activation as ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Flatten, GlobalAveragePooling2D, MaxPooling2D } from "../graph/layers.ts";
+import { Activation as ActivationLayer, Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, MaxPooling2D } from "../graph/layers.ts";
 import { Model, Sequential } from "./model.ts";
 
-/** Conv2D(32, 3×3, ReLU) → MaxPool 2×2 → Flatten → Dense(128, ReLU) → Dense(10, softmax), on 28×28×1 inputs. */
-export function referenceCnn(): Sequential {
+/**
+ * Conv2D(32, 3×3, ReLU) → MaxPool 2×2 → Flatten → Dense(128, ReLU) → Dense(10, softmax), on 28×28×1
+ * inputs; optionally Dropout(`dropout`) before the classifier and L2 (`l2`) on every kernel.
+ */
+export function referenceCnn(o: { dropout?: number; l2?: number } = {}): Sequential {
+  const { dropout = 0, l2 = 0 } = optionsOf<{ dropout?: number; l2?: number }>(o ?? {}, "referenceCnn()", ["dropout", "l2"]);
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) throw new ConfigError(`referenceCnn(): dropout must be a rate in [0, 1) (0: none), got ${shown(dropout)}`);
+  if (typeof l2 !== "number" || !(l2 >= 0 && Number.isFinite(l2))) throw new ConfigError(`referenceCnn(): l2 must be a finite coefficient ≥ 0 (0: none), got ${shown(l2)}`);
+  // Neither option adds weights, so a weights file fits the network whatever they are.
+  const reg = l2 ? { kernelRegularizer: { l2 } } : {};
   return new Sequential([
-    Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }),
+    Conv2D({ filters: 32, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1], ...reg }),
     MaxPooling2D({ poolSize: 2 }),
     Flatten(),
-    Dense({ units: 128, activation: "relu" }),
-    Dense({ units: 10, activation: "softmax" }),
+    Dense({ units: 128, activation: "relu", ...reg }),
+    ...(dropout ? [Dropout({ rate: dropout })] : []),
+    Dense({ units: 10, activation: "softmax", ...reg }),
   ]);
 }
 
