@@ -243,38 +243,32 @@ export class Plan {
       label: n.label,
       salt: time.get(n)!,
     });
-    // Every dispatch is built at once, so the driver can compile distinct pipelines side by side (most of
-    // a first step on CPU drivers); they are placed in timeline order below.
-    const forward = nodes.filter((n) => !opOf(n).alias(training)).map((n) => opOf(n).forward(e, io(n, "forward")));
+    for (const n of nodes) {
+      if (opOf(n).alias(training)) continue;
+      this.forward.push(...(await opOf(n).forward(e, io(n, "forward"))));
+    }
     const lossIo = { metrics: this.o.metrics, loss: lossSlot.binding!, dlogits: (grads ? gradSlot(graph.output)! : unusedGrad!).binding! };
     const logits = this.outSlot.binding!;
     const y = this.ySlot.binding!;
     const label = `loss (${training ? "train" : "eval"})`;
-    const loss =
-      this.o.loss === "meanSquaredError" || this.o.loss === "binaryCrossentropy"
-        ? K.elementLoss(e, this.o.loss === "meanSquaredError" ? "mse" : "bce", { pred: logits, truth: y, loss: lossIo.loss, dpred: lossIo.dlogits, metrics: lossIo.metrics }, B, graph.output.size, B, label)
-        : K.softmaxXent(e, { logits, ...lossIo, ...(this.o.loss === "sparseCategoricalCrossentropy" ? { labels: y } : { targets: y }) }, B, graph.output.size, B, label);
-    const probs = probsSlot ? K.softmax(e, logits, probsSlot.binding!, B, graph.output.size) : undefined;
-    const backwardSteps = steps.map(async (s): Promise<Dispatch[]> => {
-      const n = s.node;
-      if (s.kind === "copy") return [await copyOrAdd(e, gradBind(s.from), gradBind(s.to.tensor), B * s.to.tensor.size, s.to.accumulate, `${n.label} d${s.to.tensor.name}`)];
-      const b: BackwardIo = { ...io(n, "backward"), dy: gradBind(n.output), dx: s.dx.map((d) => d && { buffer: gradBind(d.tensor), accumulate: d.accumulate }) };
-      return opOf(n).backward(e, b);
-    });
-    // All settle before anything is thrown, so that destroy() reaches every dispatch that was built.
-    const [f, l, p, bw] = await Promise.all([Promise.allSettled(forward), Promise.allSettled([loss]), Promise.allSettled(probs ? [probs] : []), Promise.allSettled(backwardSteps)]);
-    const failed: unknown[] = [];
-    const take = <T>(r: PromiseSettledResult<T>): T | undefined => (r.status === "fulfilled" ? r.value : (failed.push(r.reason), undefined));
-    for (const r of f) this.forward.push(...(take(r) ?? []));
-    for (const r of bw) this.backward.push(...(take(r) ?? []));
-    const lossDispatch = take(l[0]!);
-    if (lossDispatch) this.loss = lossDispatch;
-    const probsDispatch = p[0] && take(p[0]);
-    if (probsDispatch) {
-      this.probs = probsDispatch;
+    if (this.o.loss === "meanSquaredError" || this.o.loss === "binaryCrossentropy") {
+      this.loss = await K.elementLoss(e, this.o.loss === "meanSquaredError" ? "mse" : "bce", { pred: logits, truth: y, loss: lossIo.loss, dpred: lossIo.dlogits, metrics: lossIo.metrics }, B, graph.output.size, B, label);
+    } else {
+      this.loss = await K.softmaxXent(e, { logits, ...lossIo, ...(this.o.loss === "sparseCategoricalCrossentropy" ? { labels: y } : { targets: y }) }, B, graph.output.size, B, label);
+    }
+    if (probsSlot) {
+      this.probs = await K.softmax(e, logits, probsSlot.binding!, B, graph.output.size);
       this.probsSlot = probsSlot;
     }
-    if (failed.length) throw failed[0];
+    for (const s of steps) {
+      const n = s.node;
+      if (s.kind === "copy") {
+        this.backward.push(await copyOrAdd(e, gradBind(s.from), gradBind(s.to.tensor), B * s.to.tensor.size, s.to.accumulate, `${n.label} d${s.to.tensor.name}`));
+        continue;
+      }
+      const b: BackwardIo = { ...io(n, "backward"), dy: gradBind(n.output), dx: s.dx.map((d) => d && { buffer: gradBind(d.tensor), accumulate: d.accumulate }) };
+      this.backward.push(...(await opOf(n).backward(e, b)));
+    }
   }
 
   private memoryReport!: MemoryReport;
