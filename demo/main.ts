@@ -6,6 +6,7 @@ import { classScores, confusionMatrix, divergence, lowerRate, USUAL_RATE } from 
 import { LIMITS, parseDecimal } from "./model.ts";
 import { SIDE, toMnist } from "./preprocess.ts";
 import { VALIDATION, type FromWorker, type KernelTime, type Settings, type State, type ToWorker } from "./protocol.ts";
+import "./header.css";
 import "./style.css";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;

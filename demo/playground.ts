@@ -5,6 +5,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { TOY_DATASETS, toyDataset, type AdapterReport, type ToyName } from "../src/index.ts";
 import { EXTENT, FEATURES, GRID, POINTS, parameterCount, type FromWorker, type HiddenActivation, type Live, type Setup, type ToWorker } from "./playground_protocol.ts";
+import "./header.css";
 import "./playground.css";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;

@@ -6,10 +6,10 @@
 // against the built bundle. The helpers and npm run train's option checks are tested first.
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
@@ -23,23 +23,11 @@ import { toMnist } from "../demo/preprocess.ts";
 import { canonicalNames, matchWeights } from "../demo/weights.ts";
 import { parseIdx } from "../src/data/idx.ts";
 import { loadSafetensors } from "../src/model/safetensors.ts";
+import { CHROMIUM_FLAGS, serveStatic } from "./browser.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dist = join(root, "dist");
 const run = promisify(execFile);
-const CHROMIUM_FLAGS = [
-  "--enable-unsafe-webgpu",
-  "--enable-features=Vulkan",
-  "--use-vulkan=swiftshader",
-  "--use-webgpu-adapter=swiftshader",
-  "--enable-unsafe-swiftshader",
-  "--no-sandbox",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-const MIME: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".map": "application/json", ".json": "application/json" };
 const MB = 1e6;
 
 let server: Server | undefined;
@@ -50,22 +38,7 @@ const downloads = mkdtempSync(join(tmpdir(), "gradwgsl-demo-downloads-"));
 const sent: { path: string; bytes: number }[] = [];
 
 /** A static file server over dist/ (demo at /demo/, library at /lib/), nothing else. */
-function serveDist(): Promise<Server> {
-  const s = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
-    const file = join(dist, path.endsWith("/") ? `${path}index.html` : path);
-    try {
-      if (!file.startsWith(dist)) throw new Error("outside dist");
-      const body = readFileSync(file);
-      res.writeHead(200, { "Content-Type": MIME[extname(file)] ?? "application/octet-stream", "Content-Length": body.byteLength });
-      res.end(body);
-      sent.push({ path, bytes: body.byteLength });
-    } catch {
-      res.writeHead(404).end("not found");
-    }
-  });
-  return new Promise((resolve) => s.listen(0, "127.0.0.1", () => resolve(s)));
-}
+const serveDist = () => serveStatic(dist, (path, bytes) => sent.push({ path, bytes }));
 
 beforeAll(async () => {
   await run("npm", ["run", "--silent", "build"], { cwd: root });

@@ -3,31 +3,19 @@
 // the built app. The package is staged in a temporary directory, so dist/ in the checkout is untouched.
 import { execFile } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import puppeteer, { type Browser } from "puppeteer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM_FLAGS, serveStatic } from "./browser.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const exec = promisify(execFile);
-const CHROMIUM_FLAGS = [
-  "--enable-unsafe-webgpu",
-  "--enable-features=Vulkan",
-  "--use-vulkan=swiftshader",
-  "--use-webgpu-adapter=swiftshader",
-  "--enable-unsafe-swiftshader",
-  "--no-sandbox",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-const MIME: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" };
 /**
  * Budget for dist/lib/index.js, gzip -9. Issue 12 aimed at 45 kB; without wgsl_reflect the library is
  * 53–57 kB (the code alone is over 45), so this guards against regressions of kind (wgsl_reflect or
@@ -71,22 +59,7 @@ const run = async (cmd: string, args: string[], cwd: string) => {
 };
 const node = (script: string, args: string[], cwd: string) => run(process.execPath, [join(root, "node_modules", script), ...args], cwd);
 
-/** A static file server over a directory, nothing else. */
-function serve(dir: string): Promise<Server> {
-  const s = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
-    const file = join(dir, path.endsWith("/") ? `${path}index.html` : path);
-    try {
-      if (!file.startsWith(dir)) throw new Error("outside the app");
-      const body = readFileSync(file);
-      res.writeHead(200, { "Content-Type": MIME[extname(file)] ?? "application/octet-stream", "Content-Length": body.byteLength });
-      res.end(body);
-    } catch {
-      res.writeHead(404).end("not found");
-    }
-  });
-  return new Promise((resolve) => s.listen(0, "127.0.0.1", () => resolve(s)));
-}
+const serve = (dir: string) => serveStatic(dir);
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "gradwgsl-package-"));

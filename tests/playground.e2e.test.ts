@@ -4,32 +4,20 @@
 // classes where the data says they should, the confusion counts add up to the test set, the page fits a
 // 390 px phone without sideways scrolling, nothing is logged as an error, and a browser without WebGPU is
 // told why.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { mkdtempSync, rmSync } from "node:fs";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page, type Viewport } from "puppeteer";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXTENT, GRID, gridPoint, POINTS } from "../demo/playground_protocol.ts";
+import { CHROMIUM_FLAGS, serveStatic } from "./browser.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const out = mkdtempSync(join(tmpdir(), "gradwgsl-playground-"));
-const CHROMIUM_FLAGS = [
-  "--enable-unsafe-webgpu",
-  "--enable-features=Vulkan",
-  "--use-vulkan=swiftshader",
-  "--use-webgpu-adapter=swiftshader",
-  "--enable-unsafe-swiftshader",
-  "--no-sandbox",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-const MIME: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
 /** How long a dataset may take to reach 90% test accuracy (it takes a few seconds on SwiftShader). */
 const TRAIN_TIMEOUT_MS = 25_000;
 
@@ -40,18 +28,7 @@ let origin = "";
 beforeAll(async () => {
   // Its own output folder, so that it can run beside tests/demo.e2e.test.ts (which builds into dist/).
   await build({ configFile: join(root, "demo/vite.config.ts"), logLevel: "warn", build: { outDir: out, emptyOutDir: true } });
-  server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
-    const file = join(out, path);
-    try {
-      if (!file.startsWith(out)) throw new Error("outside the build");
-      const body = readFileSync(file);
-      res.writeHead(200, { "Content-Type": MIME[extname(file)] ?? "application/octet-stream", "Content-Length": body.byteLength }).end(body);
-    } catch {
-      res.writeHead(404).end("not found");
-    }
-  });
-  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+  server = await serveStatic(out);
   origin = `http://localhost:${(server.address() as AddressInfo).port}`;
   browser = await puppeteer.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: CHROMIUM_FLAGS });
 }, 120_000);
