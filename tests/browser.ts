@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { extname, join, normalize } from "node:path";
+import type { Browser, Page, Viewport } from "puppeteer";
 
 export const CHROMIUM_FLAGS = [
   "--enable-unsafe-webgpu",
@@ -38,4 +39,17 @@ export function serveStatic(dir: string, sent?: (path: string, bytes: number) =>
     }
   });
   return new Promise((resolve) => s.listen(0, "127.0.0.1", () => resolve(s)));
+}
+
+/** A new page at `url` in `viewport`, with every page error and console error collected into `errors`. */
+export async function openPage(browser: Browser, url: string, viewport: Viewport = { width: 1280, height: 800 }): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  await page.setViewport(viewport);
+  await page.goto(url);
+  return { page, errors };
 }

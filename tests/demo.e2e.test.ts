@@ -23,7 +23,7 @@ import { toMnist } from "../demo/preprocess.ts";
 import { canonicalNames, matchWeights } from "../demo/weights.ts";
 import { parseIdx } from "../src/data/idx.ts";
 import { loadSafetensors } from "../src/model/safetensors.ts";
-import { CHROMIUM_FLAGS, serveStatic } from "./browser.ts";
+import { CHROMIUM_FLAGS, openPage as openIn, serveStatic } from "./browser.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dist = join(root, "dist");
@@ -55,17 +55,7 @@ afterAll(async () => {
 
 const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 
-async function openPage(url: string, viewport: Viewport = { width: 1280, height: 800 }): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser!.newPage();
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  await page.setViewport(viewport);
-  await page.goto(url);
-  return { page, errors };
-}
+const openPage = (url: string, viewport?: Viewport) => openIn(browser!, url, viewport);
 
 const text = (page: Page, id: string) => page.$eval(`[data-testid="${id}"]`, (el) => el.textContent ?? "");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -14,7 +14,7 @@ import puppeteer, { type Browser, type Page, type Viewport } from "puppeteer";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXTENT, GRID, gridPoint, POINTS } from "../demo/playground_protocol.ts";
-import { CHROMIUM_FLAGS, serveStatic } from "./browser.ts";
+import { CHROMIUM_FLAGS, openPage, serveStatic } from "./browser.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const out = mkdtempSync(join(tmpdir(), "gradwgsl-playground-"));
@@ -40,14 +40,7 @@ afterAll(async () => {
 });
 
 async function openPlayground(viewport: Viewport): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser!.newPage();
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  await page.setViewport(viewport);
-  await page.goto(`${origin}/playground.html`);
+  const { page, errors } = await openPage(browser!, `${origin}/playground.html`, viewport);
   await page.waitForSelector('[data-testid="play"]:not([disabled])', { timeout: 60_000 });
   return { page, errors };
 }
