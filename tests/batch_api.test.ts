@@ -215,6 +215,27 @@ describe("device loss in per-batch training", () => {
     await expect(m.trainOnBatch(xs(1), ys(1))).rejects.toThrow(/before the first recovery snapshot landed/);
     m.dispose();
   });
+
+  it("a failed call nobody awaited is no unhandled rejection; the next call reports it", async () => {
+    const unhandled: unknown[] = [];
+    const collect = (r: unknown) => void unhandled.push(r);
+    process.on("unhandledRejection", collect);
+    try {
+      const own = await Engine.create();
+      const m = await compiled(own);
+      await m.trainOnBatch(xs(0), ys(0));
+      own.device.destroy();
+      await own.device.lost;
+      void m.trainOnBatch(xs(1), ys(1)); // queued (the device is lost), fails, and nobody awaits it
+      await new Promise((r) => setTimeout(r, 300));
+      expect(unhandled).toEqual([]);
+      const next = m.predictOnBatch(xs(2));
+      await expect(next).rejects.toThrow(/before the first recovery snapshot landed/);
+      m.dispose();
+    } finally {
+      process.off("unhandledRejection", collect);
+    }
+  });
 });
 
 describe("bad per-batch calls", () => {
