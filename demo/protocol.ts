@@ -1,5 +1,7 @@
 // Messages between the demo page and its training worker, and the sizes both sides share.
-import type { AdapterReport } from "../src/index.ts";
+import type { AdapterReport, KernelTime } from "../src/index.ts";
+
+export type { KernelTime };
 
 /** Test images 0..VALIDATION-1 are the validation set; the grid shows the GRID test images after them. */
 export const VALIDATION = 1000;
@@ -53,11 +55,6 @@ export type ToWorker =
   | { type: "profile" }
   | { type: "loadWeights"; settings: Settings }
   | { type: "saveWeights" };
-
-export interface KernelTime {
-  label: string;
-  ms: number;
-}
 
 export type FromWorker =
   | { type: "adapter"; report: AdapterReport; description: string; timestamps: boolean }

@@ -4,7 +4,7 @@
 // pad is in use at most one step is queued, so a drawing is read after at most one step.
 import { DataError, Engine, loadSafetensors, ops, parseIdx, saveSafetensors, type Sequential } from "../src/index.ts";
 import { cnn } from "./model.ts";
-import { GRID, MNIST_URLS, TRAIN_CHUNK, TRAIN_MAX, TRAINED_WEIGHTS, VALIDATION, type FromWorker, type KernelTime, type Settings, type State, type ToWorker } from "./protocol.ts";
+import { GRID, MNIST_URLS, TRAIN_CHUNK, TRAIN_MAX, TRAINED_WEIGHTS, VALIDATION, type FromWorker, type Settings, type State, type ToWorker } from "./protocol.ts";
 import { canonicalNames, matchWeights } from "./weights.ts";
 
 const PIXELS = 28 * 28;
@@ -438,47 +438,14 @@ async function featureMaps(index: number): Promise<void> {
   post({ type: "featureMaps", index, image, label: test.y[index]!, maps, shape: [...y.shape] }, [maps.buffer, image.buffer]);
 }
 
-/**
- * GPU time of each kernel of one training step, from timestamp queries: the training plan's forward,
- * loss and backward dispatches are replayed (on the last batch), each in its own compute pass with
- * timestampWrites. The optimizer is left out, and the training metrics the loss adds to are saved before
- * and restored after, so training is unaffected (gradients are recomputed at every step anyway).
- */
+/** GPU time of each kernel of one training step (model.kernelTimes: timestamp queries; training is unaffected). */
 async function profileStep(): Promise<void> {
-  const device = engine.device;
-  if (!timestamps) {
+  const times = await model!.kernelTimes(currentBatch);
+  if (!times) {
     post({ type: "kernels", unavailable: "not available: this adapter does not offer the timestamp-query feature" });
     return;
   }
-  const m = model!;
-  const plan = await m.plan(currentBatch);
-  const dispatches = [...plan.forward, plan.loss, ...plan.backward];
-  const count = 2 * dispatches.length;
-  const metrics = m.session.metrics.train;
-  const querySet = device.createQuerySet({ label: "demo kernel timestamps", type: "timestamp", count });
-  const resolved = device.createBuffer({ label: "demo timestamps (resolved)", size: 8 * count, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const readback = device.createBuffer({ label: "demo timestamps (read)", size: 8 * count, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const saved = device.createBuffer({ label: "demo saved training metrics", size: metrics.size, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-  try {
-    const encoder = device.createCommandEncoder({ label: "demo kernel timing" });
-    encoder.copyBufferToBuffer(metrics, 0, saved, 0, metrics.size);
-    dispatches.forEach((d, i) => {
-      const pass = encoder.beginComputePass({ label: d.label, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
-      d.encode(pass);
-      pass.end();
-    });
-    encoder.copyBufferToBuffer(saved, 0, metrics, 0, metrics.size);
-    encoder.resolveQuerySet(querySet, 0, count, resolved, 0);
-    encoder.copyBufferToBuffer(resolved, 0, readback, 0, 8 * count);
-    device.queue.submit([encoder.finish()]);
-    await readback.mapAsync(GPUMapMode.READ);
-    const t = new BigUint64Array(readback.getMappedRange().slice(0));
-    readback.unmap();
-    const times: KernelTime[] = dispatches.map((d, i) => ({ label: d.label, ms: Number(t[2 * i + 1]! - t[2 * i]!) / 1e6 }));
-    post({ type: "kernels", step: m.step, batchSize: plan.B, times });
-  } finally {
-    for (const b of [querySet, resolved, readback, saved]) b.destroy();
-  }
+  post({ type: "kernels", step: model!.step, batchSize: currentBatch, times });
 }
 
 /** The reference CNN's weights trained by npm run train, served with the demo; they replace the model's. */

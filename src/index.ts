@@ -28,6 +28,7 @@ export { Input, SymbolicTensor } from "./graph/graph.ts";
 export { Model, Sequential, type CompileOptions, type LossName } from "./model/model.ts";
 export type { FitOptions, History, Callbacks } from "./train/fit.ts";
 export type { Logs } from "./train/metrics.ts";
+export type { KernelTime } from "./train/profile.ts";
 export type { OptimizerConfig, LearningRate } from "./train/optimizer.ts";
 export type { Plan, MemoryReport } from "./plan/plan.ts";
 export { parseIdx } from "./data/idx.ts";

@@ -511,6 +511,8 @@ const CASES: Record<string, Case[]> = {
     ["testOnBatch(an ArrayBuffer, y)", async () => (await model()).testOnBatch(new ArrayBuffer(48), y), /\bx\b/],
     ["predictOnBatch(undefined)", async () => (await model()).predictOnBatch(undefined), /\bx\b/],
     ["predictOnBatch(x, { inputScale: 'a' })", async () => (await model()).predictOnBatch(x, { inputScale: "a" as never }), /inputScale/],
+    ["kernelTimes(0)", async () => (await model()).kernelTimes(0), /kernelTimes.*batchSize/],
+    ['kernelTimes("64")', async () => (await model()).kernelTimes("64" as never), /kernelTimes.*batchSize/],
     ["predictOnBatch after dispose", async () => {
       const m = await model();
       m.dispose();

@@ -259,3 +259,34 @@ describe("bad per-batch calls", () => {
     await expect(m.trainOnBatch(xs(0), ys(0))).rejects.toThrow(/disposed/);
   });
 });
+
+describe("kernelTimes", () => {
+  it("times every kernel of a step and leaves training exactly as it was (BatchNorm statistics included)", async () => {
+    const { BatchNormalization, Conv2D, Flatten: F, Dense: D, Sequential: S } = await import("../src/index.ts");
+    const net = () => new S([Conv2D({ filters: 4, kernelSize: 3, activation: "relu", inputShape: [28, 28, 1] }), BatchNormalization(), F(), D({ units: 10, activation: "softmax" })]);
+    const make = async () => {
+      const m = net();
+      await m.compile({ loss: "sparseCategoricalCrossentropy", engine: await gpuEngine(), seed: 9 });
+      return m;
+    };
+    const [a, b] = [await make(), await make()];
+    for (let i = 0; i < 3; i++) {
+      await a.trainOnBatch(xs(i), ys(i));
+      await b.trainOnBatch(xs(i), ys(i));
+    }
+    const times = await b.kernelTimes(B);
+    if (b.engine.device.features.has("timestamp-query")) {
+      const plan = await b.plan(B);
+      expect(times!.map((t) => t.label)).toEqual([...plan.forward, plan.loss, ...plan.backward].map((d) => d.label));
+      for (const t of times!) expect(t.ms).toBeGreaterThanOrEqual(0);
+    } else expect(times).toBeUndefined();
+    for (let i = 3; i < 6; i++) {
+      await a.trainOnBatch(xs(i), ys(i));
+      await b.trainOnBatch(xs(i), ys(i));
+    }
+    await expectSameWeights(a, b); // moving statistics are among the weights
+    await expect(b.kernelTimes(0)).rejects.toThrow(/batchSize/);
+    a.dispose();
+    b.dispose();
+  });
+});
