@@ -197,40 +197,33 @@ export class Model implements BatchTrainee {
    * snapshot (every `recoverySnapshotEvery` steps) and rejects, saying which step training is back at.
    */
   trainOnBatch(x: unknown, y: unknown, o: { inputScale?: number } = {}): Promise<Logs> {
-    try {
-      this.needBatch("trainOnBatch()");
-      return this.batches.train(x, y, optionsOf(o ?? {}, "trainOnBatch()", ["inputScale"]));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return this.perBatch("trainOnBatch()", o, (opts) => this.batches.train(x, y, opts));
   }
 
   /** Loss and accuracy on one batch, as evaluate() computes them (inference: moving statistics, no dropout); read only when awaited. */
   testOnBatch(x: unknown, y: unknown, o: { inputScale?: number } = {}): Promise<Logs> {
-    try {
-      this.needBatch("testOnBatch()");
-      return this.batches.test(x, y, optionsOf(o ?? {}, "testOnBatch()", ["inputScale"]));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return this.perBatch("testOnBatch()", o, (opts) => this.batches.test(x, y, opts));
   }
 
   /** The model's outputs for one batch, as predict() gives them. */
   predictOnBatch(x: unknown, o: { inputScale?: number } = {}): Promise<Float32Array> {
+    return this.perBatch("predictOnBatch()", o, (opts) => this.batches.predict(x, opts));
+  }
+
+  /**
+   * A per-batch call's checks, as a rejected promise rather than a throw. Per-batch calls recover a lost
+   * device themselves, so only a missing or disposed model (or a running fit) is refused here.
+   */
+  private perBatch<T>(what: string, o: { inputScale?: number }, call: (o: { inputScale?: number }) => Promise<T>): Promise<T> {
     try {
-      this.needBatch("predictOnBatch()");
-      return this.batches.predict(x, optionsOf(o ?? {}, "predictOnBatch()", ["inputScale"]));
+      if (this.disposed) throw new ConfigError("the model was disposed; build and compile a new one");
+      if (!this.session) throw new ConfigError("call compile() before training or using the model");
+      if (this.running) throw new ConfigError(`${what} while fit() is running on this model; await fit() first`);
+      if (this.session.engine.disposed) this.session.engine.throwIfFailed();
+      return call(optionsOf(o ?? {}, what, ["inputScale"]));
     } catch (e) {
       return Promise.reject(e);
     }
-  }
-
-  /** Per-batch calls recover a lost device themselves, so only a missing or disposed model is refused here. */
-  private needBatch(what: string): void {
-    if (this.disposed) throw new ConfigError("the model was disposed; build and compile a new one");
-    if (!this.session) throw new ConfigError("call compile() before training or using the model");
-    if (this.running) throw new ConfigError(`${what} while fit() is running on this model; await fit() first`);
-    if (this.session.engine.disposed) this.session.engine.throwIfFailed();
   }
 
   /** The model's device-loss snapshots for its current session (fit() and trainOnBatch share them). */

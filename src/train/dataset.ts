@@ -57,7 +57,7 @@ export interface HostData {
 }
 
 /** Checks inputs and (unless `targets` is "none": predict) targets, with errors that name what is wrong. */
-export function hostData(spec: DatasetSpec, x: unknown, y: unknown, what = "x", targets: "required" | "none" = "required", into?: Uint32Array | Float32Array): HostData {
+export function hostData(spec: DatasetSpec, x: unknown, y: unknown, what = "x", targets: "required" | "none" = "required"): HostData {
   const xs = inputsOf(spec, x, what);
   const n = examplesOf(spec, xs, what);
   for (const [i, xi] of xs.entries()) {
@@ -69,7 +69,7 @@ export function hostData(spec: DatasetSpec, x: unknown, y: unknown, what = "x", 
   if (targets === "none") return { xs, n };
   if (y === undefined || y === null) throw new DataError(`${yWhat} is ${y}; training and evaluation need targets (labels for ${spec.loss})`);
   if (typeof y !== "object" || typeof (y as ArrayLike<number>).length !== "number") throw new DataError(`${yWhat} must be an array or typed array of ${spec.loss === "sparseCategoricalCrossentropy" ? "labels" : "targets"}, got ${shown(y)}`);
-  return { xs, n, targets: targetsOf(spec, y as ArrayLike<unknown>, n, yWhat, into) };
+  return { xs, n, targets: targetsOf(spec, y as ArrayLike<unknown>, n, yWhat) };
 }
 
 /** GPU buffers shaped for `h` (its input kinds and sizes, its targets), with the identity visiting order; nothing written but the order. */
@@ -124,12 +124,12 @@ export function uploadDataset(engine: Engine, spec: DatasetSpec, x: unknown, y: 
   return ds;
 }
 
-/** The targets as the GPU takes them, written into `into` when it is the right kind and length (a reused batch). */
-function targetsOf(spec: DatasetSpec, y: ArrayLike<unknown>, n: number, what: string, into?: Uint32Array | Float32Array): { data: Uint32Array | Float32Array; kind: "u32" | "f32"; row: number } {
+/** The targets as the GPU takes them: labels as u32, anything else as f32, each checked. */
+function targetsOf(spec: DatasetSpec, y: ArrayLike<unknown>, n: number, what: string): { data: Uint32Array | Float32Array; kind: "u32" | "f32"; row: number } {
   const classes = spec.output.size;
   if (spec.loss === "sparseCategoricalCrossentropy") {
     if (y.length !== n) throw new ShapeError(`${what}: x has ${n} examples but its labels have ${y.length}; they must match`);
-    const labels = into instanceof Uint32Array && into.length === n ? into : new Uint32Array(n);
+    const labels = new Uint32Array(n);
     for (let i = 0; i < n; i++) {
       const v = y[i];
       if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= classes) throw new DataError(`${what}: label ${i} is ${typeof v === "number" ? v : `${JSON.stringify(String(v))} (a ${typeof v})`}; labels must be integers in 0..${classes - 1} (the model has ${classes} outputs)`);
@@ -138,7 +138,7 @@ function targetsOf(spec: DatasetSpec, y: ArrayLike<unknown>, n: number, what: st
     return { data: labels, kind: "u32", row: 1 };
   }
   if (y.length !== n * classes) throw new ShapeError(`${what}: ${n} examples need ${n} × ${classes} = ${n * classes} target values, got ${y.length}`);
-  const t = into instanceof Float32Array && into.length === y.length ? into : new Float32Array(y.length);
+  const t = new Float32Array(y.length);
   for (let i = 0; i < y.length; i++) {
     const v = y[i];
     if (typeof v !== "number" || !Number.isFinite(v)) throw new DataError(`${what}: target ${i} is ${typeof v === "number" ? v : JSON.stringify(String(v))}; targets must be finite numbers`);

@@ -16,6 +16,8 @@ export interface Logs {
 
 export type Triple = [sum: number, correct: number, count: number];
 
+const ZEROS = new Float32Array(4);
+
 export class Metrics {
   readonly train: GPUBuffer;
   readonly eval: GPUBuffer;
@@ -63,7 +65,7 @@ export class Metrics {
   }
 
   clear(metrics: GPUBuffer): void {
-    this.engine.device.queue.writeBuffer(metrics, 0, new Float32Array(4));
+    this.engine.device.queue.writeBuffer(metrics, 0, ZEROS); // copied at the call: one array serves every step
   }
 
   /** Keras's figures: the mean loss, and accuracy for every loss but mean squared error. */
