@@ -227,6 +227,7 @@ function start(s: Settings): void {
     } finally {
       fitting = false;
       training = undefined;
+      gate = undefined; // a pause asked for during the last step has nothing left to pause
     }
     if (abort) return;
     if (diverged) {
@@ -337,6 +338,7 @@ async function fitRun(s: Settings): Promise<{ step: number; loss: number } | und
         if (abort) throw new Aborted();
         if (gate) {
           flush(batch, logs.epoch);
+          setState("paused");
           active += performance.now() - since;
           while (gate) await gate.promise;
           if (abort) throw new Aborted();
@@ -493,8 +495,9 @@ onmessage = (ev: MessageEvent<ToWorker>) => {
         let open!: () => void;
         const promise = new Promise<void>((r) => (open = r));
         gate = { promise, open };
-        setState("paused");
-        kick();
+        // "Paused" is said by the training loop once it stops at the gate, after the step in flight, so
+        // the step count the page shows when paused is the one its evaluations and saves see.
+        setState("training", "pausing after this step");
       }
       break;
     case "resume":
