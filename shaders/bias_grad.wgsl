@@ -1,17 +1,29 @@
-// uses: lib/activation.wgsl
+// uses: lib/activation.wgsl lib/index.wgsl
 // bias_grad.wgsl — the backward pass through a layer's activation and bias, in one pass over dy:
 // dz = dy · act'(act_y) (written when act != 0; for a linear layer dz is dy itself) and db = the column
 // sums of dz over the batch and spatial positions (written when has_db != 0; added to what db holds when
 // ACCUMULATE, for a bias shared by several layers). dz is scratch and always overwritten. The
 // products for dW and dX then read dz as it is, so the matmul needs no activation variant.
-// Layout: dy, act_y, dz (R, N) row-major; db (N). Dispatch: one workgroup per column, grid (N, 1, 1) (folded into y past the grid limit);
-// invocations stride over rows, then one sums their partials from workgroup memory. Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG.
+// Layout: dy, act_y, dz (R, N) row-major; db (N); partials (splits, N).
+// Dispatch: a workgroup reads a contiguous block: `cols` neighbouring columns (all N when N ≤ WG) of
+// `sub` neighbouring rows at a time, so invocation i takes column i % cols of row i / cols and
+// neighbouring invocations read neighbouring floats; it walks `chunk` rows that way. Grid
+// (ceil(N / cols), splits), splits = ceil(R / chunk). With one split the workgroup writes db; with more,
+// each writes its column sums to partials[split] (that buffer bound as db: an unused output would need
+// a placeholder of its own, since writable bindings may not alias) and bias_grad_reduce adds them up in
+// split order, so the result is deterministic. (A workgroup per column, striding down the rows, read one float per cache line
+// and re-read every line once per column: 19 ms instead of 2 for a 43,264 × 32 convolution gradient.)
+// Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG.
 
 struct Params {
   R: u32,
   N: u32,
   act: u32,
   has_db: u32,
+  cols: u32,
+  sub: u32,
+  chunk: u32,
+  splits: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -19,43 +31,69 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> act_y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(4) var<storage, read_write> db: array<f32>;
+@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
 override ACCUMULATE: bool = false;
 override WG: u32 = 64;
 
 var<workgroup> partial: array<f32, WG>;
 
-@compute @workgroup_size(WG, 1, 1)
-fn bias_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  // More columns than one grid dimension allows fold into y; the extra workgroups of the last row idle.
-  let n = wid.x + wid.y * nwg.x;
-  if (n >= params.N) {
-    return;
+// db[n] = total, or db[n] += total when accumulating.
+fn store_db(n: u32, total: f32) {
+  if (ACCUMULATE) {
+    db[n] += total;
+  } else {
+    db[n] = total;
   }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn bias_grad(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let j = lid.x % params.cols;
+  let t = lid.x / params.cols;
+  let n = wid.x * params.cols + j;
+  let r_end = min(params.R, (wid.y + 1u) * params.chunk);
   var sum = 0.0;
-  for (var r = lid.x; r < params.R; r += WG) {
-    let i = r * params.N + n;
-    var g = dy[i];
-    if (params.act != 0u) {
-      g *= activation_grad(params.act, act_y[i]);
-      dz[i] = g;
+  if (t < params.sub && n < params.N) {
+    for (var r = wid.y * params.chunk + t; r < r_end; r += params.sub) {
+      let i = r * params.N + n;
+      var g = dy[i];
+      if (params.act != 0u) {
+        g *= activation_grad(params.act, act_y[i]);
+        dz[i] = g;
+      }
+      sum += g;
     }
-    sum += g;
   }
   if (params.has_db == 0u) {
     return;
   }
   partial[lid.x] = sum;
-  // One barrier, then one invocation adds the WG partials (see lib/accumulate.wgsl for why not a tree).
+  // One barrier, then one invocation per column adds its `sub` partials (see lib/accumulate.wgsl for why not a tree).
   workgroupBarrier();
-  if (lid.x == 0u) {
+  if (t == 0u && n < params.N) {
     var total = 0.0;
-    for (var i = 0u; i < WG; i++) {
-      total += partial[i];
+    for (var u = 0u; u < params.sub; u++) {
+      total += partial[u * params.cols + j];
     }
-    if (ACCUMULATE) {
-      total += db[n];
+    if (params.splits == 1u) {
+      store_db(n, total);
+    } else {
+      db[wid.y * params.N + n] = total; // the partials buffer, bound as db (see the dispatch note above)
     }
-    db[n] = total;
   }
+}
+
+// db (+)= Σ_s partials[s], one invocation per column, on a 2-D grid of WG-wide workgroups (lib/index.wgsl).
+@compute @workgroup_size(WG, 1, 1)
+fn bias_grad_reduce(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let n = linear_index(gid, nwg, WG);
+  if (n >= params.N) {
+    return;
+  }
+  var total = 0.0;
+  for (var s = 0u; s < params.splits; s++) {
+    total += partials[s * params.N + n];
+  }
+  store_db(n, total);
 }

@@ -159,18 +159,53 @@ export async function activationBackward(ctx: KernelContext, y: Binding, dy: Bin
   return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG), { n }, label);
 }
 
+/** Floats of a workgroup's block in bias_grad: about this many, so that a small gradient needs one pass. */
+const BIAS_GRAD_BLOCK = 8192;
+
+/**
+ * How bias_grad covers an (R, N) gradient: `cols` columns of `sub` rows at a time per workgroup, `chunk`
+ * rows per workgroup, `splits` row chunks (more than one: the column sums go through `splits·N` floats
+ * of partials and a second pass).
+ */
+export function biasGradLayout(R: number, N: number, limit = 65535): { cols: number; sub: number; chunk: number; splits: number } {
+  const cols = Math.min(N, WG);
+  const sub = Math.floor(WG / cols);
+  const rows = Math.ceil(BIAS_GRAD_BLOCK / cols / sub) * sub;
+  const chunk = Math.max(rows, Math.ceil(R / limit / sub) * sub);
+  return { cols, sub, chunk, splits: Math.max(1, Math.ceil(R / chunk)) };
+}
+
+/** Floats of scratch bias_grad needs for its partial column sums (0: none). */
+export function biasGradPartials(R: number, N: number, limit?: number): number {
+  const { splits } = biasGradLayout(R, N, limit);
+  return splits > 1 ? splits * N : 0;
+}
+
 /**
  * The backward pass through a layer's bias and activation: dz = dy · act'(y) (written when `dact` is given
  * and not linear) and db (N) = column sums of dz (when `db` is given; added to db when `accumulate`, dz is
- * always overwritten). One pass over dy (R, N), so the products that follow read dz as it is.
+ * always overwritten). One pass over dy (R, N), so the products that follow read dz as it is; a large
+ * gradient's column sums take a second, small pass over `partials` (biasGradPartials floats).
  */
-export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | undefined, R: number, N: number, dact?: { act: Activation; y: Binding; dz: Binding }, label = "bias_grad", accumulate = false): Promise<Dispatch> {
+export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | undefined, R: number, N: number, dact?: { act: Activation; y: Binding; dz: Binding }, label = "bias_grad", accumulate = false, partials?: Binding): Promise<Dispatch[]> {
   const act = activationCode(dact?.act);
   if (!db && act === 0) throw new ConfigError(`${label}: nothing to compute (no bias and a linear activation)`);
-  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", { WG, ...accumulating(db && accumulate) });
+  const layout = biasGradLayout(R, N, gridLimit(ctx));
+  const split = db !== undefined && layout.splits > 1;
+  if (split && !partials) throw new ConfigError(`${label}: a (${R}, ${N}) bias gradient needs ${layout.splits * N} floats of partial sums`);
+  const constants = { WG, ...accumulating(db && accumulate) };
+  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", split ? { WG } : constants);
   const { placeholder, placeholderOut } = ctx.kernels;
-  const buffers = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: db ?? placeholderOut };
-  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(N, 1, gridLimit(ctx)), { R, N, act, has_db: db ? 1 : 0 }, label);
+  const buffers = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: split ? partials! : (db ?? placeholderOut) };
+  const uniforms = { R, N, act, has_db: db ? 1 : 0, ...layout };
+  const grid: [number, number, number] = [Math.ceil(N / layout.cols), layout.splits, 1];
+  if (grid[0] > gridLimit(ctx)) throw new ConfigError(`${label}: ${N} columns are more than bias_grad covers (${gridLimit(ctx) * layout.cols})`);
+  const out = [new Dispatch(ctx.kernels.device, k, buffers, grid, uniforms, label)];
+  if (split) {
+    const r = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad_reduce", constants);
+    out.push(new Dispatch(ctx.kernels.device, r, { partials: partials!, db: db! }, grid1d(N, WG, gridLimit(ctx)), uniforms, `${label} (sum of row chunks)`));
+  }
+  return out;
 }
 
 export interface SoftmaxXentIo {

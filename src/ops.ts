@@ -5,7 +5,7 @@ import { ConfigError, DataError, ShapeError } from "./errors.ts";
 import { planWindow, type Padding, type WindowPlan } from "./geometry.ts";
 import * as K from "./kernels.ts";
 import type { Activation } from "./kernels.ts";
-import { Tensor } from "./engine.ts";
+import { Tensor, type Engine } from "./engine.ts";
 
 export interface MatmulOptions {
   transposeA?: boolean;
@@ -79,9 +79,10 @@ export async function matmulBackward(a: Tensor, b: Tensor, y: Tensor, dy: Tensor
   const dbias = e.empty([N], "f32", "matmul dbias");
   const dzBuf = act === "linear" ? undefined : e.createBuffer(M * N * 4, "matmul dz", false);
   const dz = dzBuf ?? dy.buffer;
+  const partials = biasPartials(e, M, N);
   await e.run(
     [
-      await K.biasGrad(e, dy.buffer, dbias.buffer, M, N, dzBuf && { act, y: y.buffer, dz: dzBuf }, "matmul dz, dbias"),
+      ...(await K.biasGrad(e, dy.buffer, dbias.buffer, M, N, dzBuf && { act, y: y.buffer, dz: dzBuf }, "matmul dz, dbias", false, partials)),
       // dA = dZ·op(B)ᵀ, or its transpose op(B)·dZᵀ when A is stored transposed.
       ta
         ? await K.matmul(e, b.buffer, dz, da.buffer, { M: Kd, N: M, K: N, transA: tb, transB: true }, "matmul dA")
@@ -91,7 +92,7 @@ export async function matmulBackward(a: Tensor, b: Tensor, y: Tensor, dy: Tensor
         ? await K.matmul(e, dz, a.buffer, db.buffer, { M: N, N: Kd, K: M, transA: true, transB: ta }, "matmul dB")
         : await K.matmul(e, a.buffer, dz, db.buffer, { M: Kd, N, K: M, transA: !ta }, "matmul dB"),
     ],
-    dzBuf ? [dzBuf] : [],
+    [...(dzBuf ? [dzBuf] : []), ...(partials ? [partials] : [])],
   );
   return { da, db, dbias };
 }
@@ -158,18 +159,19 @@ export async function conv2dBackward(x: Tensor, w: Tensor, y: Tensor, dy: Tensor
   const dz = dzBuf ?? dy.buffer;
   const splits = K.splitsFor(depth, F, rows, e.matmulVariant);
   const partials = e.createBuffer(splits * depth * F * 4, "conv2d dW partials", false);
+  const dbPartials = biasPartials(e, rows, F);
   const dx = e.empty(x.shape, "f32", "conv2d dx");
   const dw = e.empty(w.shape, "f32", "conv2d dw");
   const db = e.empty([F], "f32", "conv2d db");
   await e.run(
     [
-      await K.biasGrad(e, dy.buffer, db.buffer, rows, F, dzBuf && { act, y: y.buffer, dz: dzBuf }, "conv2d dz, db"),
+      ...(await K.biasGrad(e, dy.buffer, db.buffer, rows, F, dzBuf && { act, y: y.buffer, dz: dzBuf }, "conv2d dz, db", false, dbPartials)),
       await K.im2col(e, x.buffer, cols, p),
       ...(await K.matmulSplitK(e, cols, dz, dw.buffer, partials, { M: depth, N: F, K: rows, transA: true }, splits, "conv2d dW")),
       await K.matmul(e, dz, w.buffer, dcols, { M: rows, N: depth, K: F, transB: true }, "conv2d dcols"),
       await K.col2im(e, dcols, dx.buffer, p),
     ],
-    [cols, dcols, partials, ...(dzBuf ? [dzBuf] : [])],
+    [cols, dcols, partials, ...(dzBuf ? [dzBuf] : []), ...(dbPartials ? [dbPartials] : [])],
   );
   return { dx, dw, db };
 }
@@ -257,9 +259,17 @@ export async function biasGrad(dy: Tensor): Promise<Tensor> {
   tensor(dy, "biasGrad", "dy");
   rank(dy, 2, "biasGrad", "dy");
   const [R, N] = dy.shape as [number, number];
-  const db = dy.engine.empty([N], "f32", "bias grad");
-  await dy.engine.run([await K.biasGrad(dy.engine, dy.buffer, db.buffer, R, N)]);
+  const e = dy.engine;
+  const db = e.empty([N], "f32", "bias grad");
+  const partials = biasPartials(e, R, N);
+  await e.run(await K.biasGrad(e, dy.buffer, db.buffer, R, N, undefined, "bias_grad", false, partials), partials ? [partials] : []);
   return db;
+}
+
+/** A temporary buffer for bias_grad's partial column sums of an (R, N) gradient, where it needs one. */
+function biasPartials(e: Engine, R: number, N: number): GPUBuffer | undefined {
+  const floats = K.biasGradPartials(R, N, K.gridLimit(e));
+  return floats > 0 ? e.createBuffer(floats * 4, "bias grad partials", false) : undefined;
 }
 
 export interface SoftmaxXentResult {

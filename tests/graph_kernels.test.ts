@@ -249,15 +249,18 @@ describe("accumulate mode of the existing gradient writers", () => {
     });
   }
 
-  for (const [R, N] of [[1, 1], [65, 130], [4097, 3]] as const) {
+  // One pass; row chunks and their sum (4097×3, 300×130): the sum of splits is what accumulates.
+  for (const [R, N] of [[1, 1], [65, 130], [4097, 3], [300, 130]] as const) {
     it(`bias grad ${R}×${N}: db accumulates, dz through relu is overwritten`, async () => {
       const dy = randomArray(R * N, seed++);
       const y = ref.activation("relu", randomArray(R * N, seed++));
       const [dyt, yt] = [e.tensor(dy, [R, N]), e.tensor(y, [R, N])];
       const dz = ref.activationBackward("relu", y, dy);
-      await checkAccumulate(N, (db, acc) => K.biasGrad(e, dyt.buffer, db, R, N, undefined, "bias_grad", acc), ref.biasGrad(dy, R, N), 1e-4, "db (linear)");
+      const floats = K.biasGradPartials(R, N);
+      const partials = floats ? e.empty([floats]).buffer : undefined;
+      await checkAccumulate(N, (db, acc) => K.biasGrad(e, dyt.buffer, db, R, N, undefined, "bias_grad", acc, partials), ref.biasGrad(dy, R, N), 1e-4, "db (linear)");
       const dzt = e.empty([R, N]);
-      await checkAccumulate(N, (db, acc) => K.biasGrad(e, dyt.buffer, db, R, N, { act: "relu", y: yt.buffer, dz: dzt.buffer }, "bias_grad", acc), ref.biasGrad(dz, R, N), 1e-4, "db (relu)");
+      await checkAccumulate(N, (db, acc) => K.biasGrad(e, dyt.buffer, db, R, N, { act: "relu", y: yt.buffer, dz: dzt.buffer }, "bias_grad", acc, partials), ref.biasGrad(dz, R, N), 1e-4, "db (relu)");
       expectRelClose(await dzt.read(), dz, 1e-6, "dz");
     });
   }

@@ -35,22 +35,33 @@ describe("race detector", () => {
     expect(races).toEqual([]);
   });
 
+  // bias_grad with WG 8 over 3 columns: 2 rows at a time (sub), invocations 6 and 7 idle.
+  // Params: R, N, act (0 = linear: dz is dy, not written), has_db, cols, sub, chunk (rows per workgroup), splits.
   it("bias_grad 9×3: no races, right result", () => {
     const dy = Float32Array.from(randomArray(27, 3));
     const db = new Float32Array(3).fill(NaN);
-    const code = frozen("bias_grad.wgsl", { WG: 4 });
-    // Params: R, N, act (0 = linear: dz is dy, not written), has_db.
-    const { races } = detectRaces(code, "bias_grad", [3, 1, 1], { 0: { 0: u32s(9, 3, 0, 1), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: db } });
+    const code = frozen("bias_grad.wgsl", { WG: 8 });
+    const { races } = detectRaces(code, "bias_grad", [1, 1, 1], { 0: { 0: u32s(9, 3, 0, 1, 3, 2, 9, 1), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: db } });
     expect(races).toEqual([]);
     expectRelClose(db, ref.biasGrad(dy, 9, 3), 1e-5, "db");
+  });
+
+  it("bias_grad 9×3 in three row chunks: no races, each chunk's column sums in partials (bound as db)", () => {
+    const dy = Float32Array.from(randomArray(27, 4));
+    const partials = new Float32Array(9).fill(NaN);
+    const code = frozen("bias_grad.wgsl", { WG: 8 });
+    const { races } = detectRaces(code, "bias_grad", [1, 3, 1], { 0: { 0: u32s(9, 3, 0, 1, 3, 2, 4, 3), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: partials } });
+    expect(races).toEqual([]);
+    const chunks = [dy.slice(0, 12), dy.slice(12, 24), dy.slice(24)];
+    expectRelClose(partials, chunks.flatMap((c) => Array.from(ref.biasGrad(c, c.length / 3, 3))), 1e-5, "partials");
   });
 
   it("bias_grad 9×3 through relu, writing dz: no races", () => {
     const dy = Float32Array.from(randomArray(27, 3));
     const y = Float32Array.from(randomArray(27, 6, -1, 1).map((v) => Math.max(v, 0)));
-    const code = frozen("bias_grad.wgsl", { WG: 4 });
+    const code = frozen("bias_grad.wgsl", { WG: 8 });
     // The emulator's values are off here (the adapter's are checked in kernels.test.ts); races only.
-    const { races, errors } = detectRaces(code, "bias_grad", [3, 1, 1], { 0: { 0: u32s(9, 3, 1, 1), 1: dy, 2: y, 3: new Float32Array(27), 4: new Float32Array(3) } });
+    const { races, errors } = detectRaces(code, "bias_grad", [1, 1, 1], { 0: { 0: u32s(9, 3, 1, 1, 3, 2, 9, 1), 1: dy, 2: y, 3: new Float32Array(27), 4: new Float32Array(3) } });
     expect(errors ?? []).toEqual([]);
     expect(races).toEqual([]);
   });
@@ -67,11 +78,11 @@ describe("race detector", () => {
   });
 
   it("catches a missing barrier (the check can fail)", () => {
-    const intact = frozen("bias_grad.wgsl", { WG: 4 });
+    const intact = frozen("bias_grad.wgsl", { WG: 8 });
     const code = intact.replace("workgroupBarrier();", "");
     expect(code).not.toBe(intact);
     const dy = Float32Array.from(randomArray(27, 5));
-    const { races } = detectRaces(code, "bias_grad", [1, 1, 1], { 0: { 0: u32s(9, 3, 0, 1), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: new Float32Array(3) } });
+    const { races } = detectRaces(code, "bias_grad", [1, 1, 1], { 0: { 0: u32s(9, 3, 0, 1, 3, 2, 9, 1), 1: dy, 2: new Float32Array(4), 3: new Float32Array(4), 4: new Float32Array(3) } });
     expect(races.length).toBeGreaterThan(0);
   });
 });

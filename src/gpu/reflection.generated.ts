@@ -144,7 +144,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "bias_grad.wgsl": {
-    "fingerprint": "7096c8ac",
+    "fingerprint": "50310a32",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "bias_grad": {
@@ -158,12 +158,39 @@ export const shaderReflection: ReflectionTable = {
         "uniform": {
           "name": "params",
           "struct": "Params",
-          "size": 16,
+          "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
             "N": { "offset": 4, "type": "u32" },
             "act": { "offset": 8, "type": "u32" },
             "has_db": { "offset": 12, "type": "u32" },
+            "cols": { "offset": 16, "type": "u32" },
+            "sub": { "offset": 20, "type": "u32" },
+            "chunk": { "offset": 24, "type": "u32" },
+            "splits": { "offset": 28, "type": "u32" },
+          },
+        },
+        "workgroupSize": ["WG", 1, 1],
+      },
+      "bias_grad_reduce": {
+        "bindings": [
+          { "name": "params", "binding": 0, "type": "uniform" },
+          { "name": "db", "binding": 4, "type": "storage" },
+          { "name": "partials", "binding": 5, "type": "storage" },
+        ],
+        "uniform": {
+          "name": "params",
+          "struct": "Params",
+          "size": 32,
+          "members": {
+            "R": { "offset": 0, "type": "u32" },
+            "N": { "offset": 4, "type": "u32" },
+            "act": { "offset": 8, "type": "u32" },
+            "has_db": { "offset": 12, "type": "u32" },
+            "cols": { "offset": 16, "type": "u32" },
+            "sub": { "offset": 20, "type": "u32" },
+            "chunk": { "offset": 24, "type": "u32" },
+            "splits": { "offset": 28, "type": "u32" },
           },
         },
         "workgroupSize": ["WG", 1, 1],

@@ -124,9 +124,15 @@ function window(w: Window, s: Shape, B: number, where: string): WindowPlan {
  * linear op dz is dy itself) and the bias gradient, in one pass; the products then read dz.
  */
 async function activationAndBias(ctx: KernelContext, act: Activation, io: BackwardIo, bias: GradOut | undefined, R: number, Nc: number): Promise<{ dz: Binding; out: Dispatch[] }> {
-  if (act === "linear") return { dz: io.dy, out: bias ? [await K.biasGrad(ctx, io.dy, bias.buffer, R, Nc, undefined, `${io.label} db`, bias.accumulate)] : [] };
+  const partials = bias && K.biasGradPartials(R, Nc, K.gridLimit(ctx)) > 0 ? io.scratch("dbPartials") : undefined;
+  if (act === "linear") return { dz: io.dy, out: bias ? await K.biasGrad(ctx, io.dy, bias.buffer, R, Nc, undefined, `${io.label} db`, bias.accumulate, partials) : [] };
   const dz = io.scratch("dz");
-  return { dz, out: [await K.biasGrad(ctx, io.dy, bias?.buffer, R, Nc, { act, y: io.y, dz }, bias ? `${io.label} dz, db` : `${io.label} dz`, bias?.accumulate ?? false)] };
+  return { dz, out: await K.biasGrad(ctx, io.dy, bias?.buffer, R, Nc, { act, y: io.y, dz }, bias ? `${io.label} dz, db` : `${io.label} dz`, bias?.accumulate ?? false, partials) };
+}
+
+/** Scratch of activationAndBias: dz (when the activation is not linear) and the bias's partial column sums. */
+function activationAndBiasScratch(ctx: KernelContext, act: Activation, bias: boolean, R: number, Nc: number): Record<string, number> {
+  return { dz: act === "linear" ? 0 : R * Nc, dbPartials: bias ? K.biasGradPartials(R, Nc, K.gridLimit(ctx)) : 0 };
 }
 
 /** Split-K factor of a matmul's dW product (a long K = rows, a small K×N output). */
@@ -172,7 +178,7 @@ export const OPS: { [Kd in OpKind]: OpRule<Kd> } = {
       const k = a.inShapes[0]!.at(-1)!;
       const n = a.outShape.at(-1)!;
       const splits = a.needs[1] ? dwSplits(a.ctx, k, n, rows) : 1;
-      return { dz: c.act === "linear" ? 0 : rows * n, partials: splits > 1 ? splits * k * n : 0 };
+      return { ...activationAndBiasScratch(a.ctx, c.act, c.bias, rows, n), partials: splits > 1 ? splits * k * n : 0 };
     },
     forward: async (ctx, c, io) => {
       const rows = rowsOf(io.B, io.inShapes[0]!);
@@ -388,7 +394,7 @@ export const OPS: { [Kd in OpKind]: OpRule<Kd> } = {
       return [p.OH, p.OW, p.C * c.multiplier];
     },
     keeps: (c, needs) => ({ inputs: needs[1] ? [0] : [], output: c.act !== "linear" }),
-    scratch: (c, a, pass) => ({ dz: pass === "backward" && c.act !== "linear" ? a.B * size(a.outShape) : 0 }),
+    scratch: (c, a, pass) => (pass === "backward" ? activationAndBiasScratch(a.ctx, c.act, c.bias, a.B * size(a.outShape.slice(0, -1)), a.outShape.at(-1)!) : {}),
     forward: async (ctx, c, io) => {
       const p = window(c, io.inShapes[0]!, io.B, io.label);
       return list(await D.depthwiseConvForward(ctx, io.x[0]!, io.x[1]!, c.bias ? io.x[2] : undefined, io.y, p, c.multiplier, c.act, `${io.label} forward`));
