@@ -1,4 +1,4 @@
-// uses: lib/activation.wgsl
+// uses: lib/activation.wgsl lib/matmul_io.wgsl
 // matmul.wgsl — C = act(op(A)·op(B) + bias), the workhorse of dense and convolution layers, forward
 // and backward.
 //
@@ -24,71 +24,9 @@
 // and fan-out needs no extra pass. Split-K partials never accumulate; matmul_reduce honours the flag.
 // Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG_X, WG_Y (workgroup shape), BK (tile depth, tiled only).
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  k_chunk: u32,
-  splits: u32,
-  a_m: u32,
-  a_k: u32,
-  b_k: u32,
-  b_n: u32,
-  has_bias: u32,
-  act: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-override ACCUMULATE: bool = false;
 override WG_X: u32 = 8;
 override WG_Y: u32 = 8;
 override BK: u32 = 8;
-
-// A product with more row blocks than one grid dimension allows is folded: grid z holds splits · folds
-// workgroups, z = fold · splits + split, and the workgroup's row block is y + fold · (grid height).
-fn split_of(wid: vec3u) -> u32 {
-  return wid.z % params.splits;
-}
-
-fn row_block(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.y + (wid.z / params.splits) * nwg.y;
-}
-
-// Out-of-range rows and columns read a clamped (valid) element; their results are never stored.
-fn load_a(m: u32, k: u32) -> f32 {
-  return a[min(m, params.M - 1u) * params.a_m + k * params.a_k];
-}
-
-fn load_b(k: u32, n: u32) -> f32 {
-  return b[k * params.b_k + min(n, params.N - 1u) * params.b_n];
-}
-
-// Stores four outputs of row m at columns n0 + j·WG_X; split z writes its partial at offset z·M·N.
-fn store4(z: u32, m: u32, n0: u32, v: vec4f) {
-  if (m >= params.M) {
-    return;
-  }
-  let base = z * params.M * params.N + m * params.N;
-  for (var j = 0u; j < 4u; j++) {
-    let n = n0 + j * WG_X;
-    if (n < params.N) {
-      var x = v[j];
-      if (params.has_bias != 0u) {
-        x += bias[n];
-      }
-      x = activate(params.act, x);
-      if (ACCUMULATE) {
-        x += c[base + n];
-      }
-      c[base + n] = x;
-    }
-  }
-}
 
 // (BK, 4·WG_Y) slice of op(A) and (BK, 4·WG_X) slice of op(B), k-major.
 var<workgroup> tile_a: array<f32, BK * WG_Y * 4>;
@@ -140,7 +78,7 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
   }
   let results = array(acc0, acc1, acc2, acc3);
   for (var i = 0u; i < 4u; i++) {
-    store4(split, row0 + lid.y + i * WG_Y, col0 + lid.x, results[i]);
+    store4(split, row0 + lid.y + i * WG_Y, col0 + lid.x, WG_X, results[i]);
   }
 }
 
@@ -206,7 +144,7 @@ fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   // The epilogue runs as a loop, not 16 inlined copies: that keeps the code CPU drivers compile small.
   let results = array(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
   for (var i = 0u; i < 16u; i++) {
-    store4(split, m0 + (i / 2u) * WG_Y, select(n0, n1, (i & 1u) == 1u), results[i]);
+    store4(split, m0 + (i / 2u) * WG_Y, select(n0, n1, (i & 1u) == 1u), WG_X, results[i]);
   }
 }
 

@@ -4,14 +4,15 @@ import { ConfigError, DataError, GpuError, ShapeError } from "./errors.ts";
 import { acquireGpu, checkGpuOptions, describeAdapter, GPU_OPTIONS, type Gpu, type GpuOptions } from "./gpu/device.ts";
 import { BufferUsage, MapMode, STORAGE_USAGE } from "./gpu/flags.ts";
 import { KernelRegistry, type Dispatch } from "./gpu/registry.ts";
-import type { KernelContext, MatmulVariant } from "./kernels.ts";
+import { matmulVariants, type KernelContext, type MatmulVariant } from "./kernels.ts";
 import { tunedMatmul } from "./tuning.ts";
 
 export interface EngineOptions extends GpuOptions {
   /**
    * Matmul implementation. "auto" (default): the variant measured fastest on this adapter, timed once
    * and cached per adapter (a file under ~/.cache/gradwgsl in Node, localStorage in the browser).
-   * "tiled" or "direct" pins one; "guess" skips measuring (direct on CPU adapters, tiled on GPUs).
+   * "tiled", "direct" or "subgroup" pins one ("subgroup" needs an adapter with subgroups of 8 lanes);
+   * "guess" skips measuring (on CPU adapters subgroup where it can run, else direct; tiled on GPUs).
    */
   matmul?: MatmulVariant | "auto" | "guess";
   /** Fill every new output buffer with NaN, so an element a kernel forgets to write shows up (tests). */
@@ -20,7 +21,7 @@ export interface EngineOptions extends GpuOptions {
   checkFinite?: boolean;
 }
 
-const MATMUL_CHOICES = ["auto", "guess", "tiled", "direct"] as const;
+const MATMUL_CHOICES = ["auto", "guess", "tiled", "direct", "subgroup"] as const;
 const DTYPES: readonly DType[] = ["f32", "u32"];
 
 /** Checks Engine.create's options (and compile's engineOptions) before anything is acquired. */
@@ -43,14 +44,27 @@ export class Engine implements KernelContext {
   ) {
     this.kernels = new KernelRegistry(gpu.device);
     const m = options.matmul ?? "auto";
-    this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
+    const can = this.matmulVariants;
+    this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? (can.includes("subgroup") ? "subgroup" : "direct") : "tiled") : m;
+  }
+
+  /** The matmul variants this device can run. */
+  get matmulVariants(): MatmulVariant[] {
+    return matmulVariants(this.gpu.device, this.gpu.report.subgroupSizes);
   }
 
   /** Acquires a device (or wraps the one given in options.device) and settles the matmul variant. */
   static async create(options: EngineOptions = {}): Promise<Engine> {
     options = checkEngineOptions(options);
-    const engine = new Engine(await acquireGpu(options), options);
-    if ((options.matmul ?? "auto") === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report)).variant;
+    const gpu = await acquireGpu(options);
+    const m = options.matmul ?? "auto";
+    const can = matmulVariants(gpu.device, gpu.report.subgroupSizes);
+    if (m !== "auto" && m !== "guess" && !can.includes(m)) {
+      if (!options.device) gpu.device.destroy();
+      throw new ConfigError(`Engine.create: matmul "${m}" cannot run on ${describeAdapter(gpu.report)}: it needs the "subgroups" feature with subgroups of 8 lanes (this adapter: ${gpu.report.subgroupSizes?.join("–") ?? "no subgroup size reported"}). Use "auto", or one of ${can.join(", ")}.`);
+    }
+    const engine = new Engine(gpu, options);
+    if ((options.matmul ?? "auto") === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report, engine.matmulVariants)).variant;
     return engine;
   }
 

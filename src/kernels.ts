@@ -17,17 +17,32 @@ export function activationCode(act: Activation | undefined): number {
 /** Workgroup width of the 1-D element-wise kernels (their `override WG`). */
 export const WG = 64;
 
-/** Matmul implementation: workgroup-memory tiles (GPUs) or barrier-free register blocks (CPU drivers). */
-export type MatmulVariant = "tiled" | "direct";
+/**
+ * Matmul implementation: workgroup-memory tiles (GPUs), barrier-free register blocks (CPU drivers), or
+ * register blocks shared across an 8-lane subgroup (CPU drivers that offer subgroups of 8: lavapipe).
+ */
+export type MatmulVariant = "tiled" | "direct" | "subgroup";
 
 /**
- * Shapes per variant: each invocation owns PER×PER outputs, so a workgroup covers (PER·WG_Y) × (PER·WG_X)
- * of C; BK is the depth the tiled kernel stages per barrier.
+ * Per variant: its shader entry point (`matmul_<variant>` in `file`), the block of C (rows × cols) one
+ * workgroup covers, and its pipeline constants. tiled and direct give each invocation a 4×4 or 8×8 block
+ * of a (WG_Y, WG_X) workgroup; BK is the depth the tiled kernel stages per barrier; subgroup gives each
+ * 8-lane subgroup 32×32, two subgroups per workgroup.
  */
-export const MATMUL_TILES: Record<MatmulVariant, { WG_X: number; WG_Y: number; PER: number; BK?: number }> = {
-  tiled: { WG_X: 16, WG_Y: 16, PER: 4, BK: 16 },
-  direct: { WG_X: 4, WG_Y: 4, PER: 8 },
+export const MATMUL_TILES: Record<MatmulVariant, { file: "matmul.wgsl" | "matmul_subgroup.wgsl"; rows: number; cols: number; constants: Record<string, number> }> = {
+  tiled: { file: "matmul.wgsl", rows: 64, cols: 64, constants: { WG_X: 16, WG_Y: 16, BK: 16 } },
+  direct: { file: "matmul.wgsl", rows: 32, cols: 32, constants: { WG_X: 4, WG_Y: 4 } },
+  subgroup: { file: "matmul_subgroup.wgsl", rows: 64, cols: 32, constants: { WG: 16 } },
 };
+
+/** The subgroup matmul is written for subgroups of exactly this many lanes. */
+export const SUBGROUP_LANES = 8;
+
+/** The variants this device can run: subgroup only where it has the feature and subgroups of SUBGROUP_LANES. */
+export function matmulVariants(device: GPUDevice, subgroupSizes?: readonly [number, number]): MatmulVariant[] {
+  const lanes = subgroupSizes?.[0] === SUBGROUP_LANES && subgroupSizes[1] === SUBGROUP_LANES;
+  return device.features.has("subgroups") && lanes ? ["tiled", "direct", "subgroup"] : ["tiled", "direct"];
+}
 
 export interface KernelContext {
   kernels: KernelRegistry;
@@ -64,16 +79,16 @@ export const accumulating = (on: boolean | undefined): { ACCUMULATE?: number } =
 /** c (M, N) (+)= act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
 export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
   const variant = ctx.matmulVariant;
-  const { WG_X, WG_Y, PER, BK } = MATMUL_TILES[variant];
+  const { file, rows, cols, constants } = MATMUL_TILES[variant];
   // One pipeline per variant (two where a gradient accumulates): transposes are strides and the epilogue is a uniform (see matmul.wgsl).
-  const k = await ctx.kernels.kernel("matmul.wgsl", `matmul_${variant}`, { ...(BK ? { WG_X, WG_Y, BK } : { WG_X, WG_Y }), ...accumulating(s.accumulate) });
+  const k = await ctx.kernels.kernel(file, `matmul_${variant}`, { ...constants, ...accumulating(s.accumulate) });
   const kChunk = Math.ceil(s.K / split);
   const splits = Math.ceil(s.K / kChunk);
   if (splits > 1 && s.accumulate) throw new ConfigError(`${label}: split partial products cannot accumulate; use matmulSplitK, whose sum of splits can`);
   // Row blocks past the grid limit fold into z beside the splits (matmul.wgsl's row_block).
-  const blocks = Math.ceil(s.M / (PER * WG_Y));
+  const blocks = Math.ceil(s.M / rows);
   const folds = Math.ceil(blocks / gridLimit(ctx));
-  const grid: [number, number, number] = [Math.ceil(s.N / (PER * WG_X)), Math.ceil(blocks / folds), splits * folds];
+  const grid: [number, number, number] = [Math.ceil(s.N / cols), Math.ceil(blocks / folds), splits * folds];
   const strides = {
     a_m: s.transA ? 1 : s.K,
     a_k: s.transA ? s.M : 1,
@@ -86,8 +101,8 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
 
 /** How many K-splits a product needs so that a small output with a long K still fills the adapter. */
 export function splitsFor(M: number, N: number, K: number, variant: MatmulVariant): number {
-  const { WG_X, WG_Y, PER } = MATMUL_TILES[variant];
-  const workgroups = Math.ceil(N / (PER * WG_X)) * Math.ceil(M / (PER * WG_Y));
+  const { rows, cols } = MATMUL_TILES[variant];
+  const workgroups = Math.ceil(N / cols) * Math.ceil(M / rows);
   if (workgroups >= 32 || K < 1024) return 1;
   return Math.min(64, Math.ceil(32 / workgroups), Math.floor(K / 256));
 }

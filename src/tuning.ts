@@ -1,12 +1,12 @@
 // Matmul autotuning: on first use of an adapter, time each matmul variant once and keep the faster;
 // the choice is cached per adapter (a file in Node, localStorage in the browser) and can be pinned.
-import type { AdapterReport } from "./gpu/device.ts";
+import { describeAdapter, type AdapterReport } from "./gpu/device.ts";
+import { GpuError } from "./errors.ts";
 import { Dispatch, type KernelRegistry } from "./gpu/registry.ts";
-import { STORAGE_USAGE } from "./gpu/flags.ts";
-import { MATMUL_TILES, matmul, type MatmulVariant } from "./kernels.ts";
+import { BufferUsage, MapMode, STORAGE_USAGE } from "./gpu/flags.ts";
+import { matmul, type MatmulVariant } from "./kernels.ts";
 
-const VARIANTS = Object.keys(MATMUL_TILES) as MatmulVariant[];
-const KEY = "gradwgsl.matmul-tuning.v2";
+const KEY = "gradwgsl.matmul-tuning.v3";
 
 function adapterKey(r: AdapterReport): string {
   return `${r.runtime}|${r.vendor}|${r.architecture}|${r.device}|${r.description}`;
@@ -31,7 +31,7 @@ async function store(): Promise<Store> {
     const path = process.getBuiltinModule("node:path");
     const os = process.getBuiltinModule("node:os");
     const dir = process.env.GRADWGSL_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "gradwgsl");
-    const file = path.join(dir, "matmul-tuning.v2.json");
+    const file = path.join(dir, "matmul-tuning.v3.json");
     return {
       get: async () => JSON.parse(await fs.readFile(file, "utf8").catch(() => "{}")),
       set: async (all) => {
@@ -73,15 +73,58 @@ export async function timeVariant(kernels: KernelRegistry, variant: MatmulVarian
   return times.sort((x, y) => x - y)[1]!;
 }
 
-/** The cached choice for this adapter, or a fresh measurement (then cached). */
-export async function tunedMatmul(kernels: KernelRegistry, report: AdapterReport): Promise<{ variant: MatmulVariant; measured?: Record<MatmulVariant, number> }> {
+/**
+ * Whether a variant computes a ragged product (37×29 · 29×45, values exact in f32) right on this device:
+ * a subgroup kernel on a driver whose subgroups are not what it assumes would return garbage, so a
+ * variant that fails is never chosen.
+ */
+export async function variantWorks(kernels: KernelRegistry, variant: MatmulVariant): Promise<boolean> {
+  const [M, K, N] = [37, 29, 45];
+  const device = kernels.device;
+  const av = Float32Array.from({ length: M * K }, (_, i) => ((i * 7) % 5) - 2);
+  const bv = Float32Array.from({ length: K * N }, (_, i) => ((i * 3) % 7) - 3);
+  const upload = (v: Float32Array<ArrayBuffer>, label: string) => {
+    const buf = device.createBuffer({ label, size: v.byteLength, usage: STORAGE_USAGE });
+    device.queue.writeBuffer(buf, 0, v);
+    return buf;
+  };
+  const [a, b, c] = [upload(av, "check a"), upload(bv, "check b"), upload(new Float32Array(M * N), "check c")];
+  const read = device.createBuffer({ label: "check read", size: M * N * 4, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+  const d: Dispatch = await matmul({ kernels, matmulVariant: variant }, a, b, c, { M, N, K }, `check matmul ${variant}`);
+  try {
+    const enc = device.createCommandEncoder({ label: "matmul check" });
+    const pass = enc.beginComputePass();
+    d.encode(pass);
+    pass.end();
+    enc.copyBufferToBuffer(c, 0, read, 0, M * N * 4);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(MapMode.READ);
+    const got = new Float32Array(read.getMappedRange().slice(0));
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let sum = 0;
+        for (let k = 0; k < K; k++) sum += av[i * K + k]! * bv[k * N + j]!;
+        if (got[i * N + j] !== sum) return false;
+      }
+    }
+    return true;
+  } finally {
+    d.destroy();
+    for (const x of [a, b, c, read]) x.destroy();
+  }
+}
+
+/** The cached choice for this adapter, or a fresh measurement of the variants that work (then cached). */
+export async function tunedMatmul(kernels: KernelRegistry, report: AdapterReport, variants: readonly MatmulVariant[]): Promise<{ variant: MatmulVariant; measured?: Partial<Record<MatmulVariant, number>> }> {
   const s = await store();
   const all = await s.get().catch(() => ({}) as Record<string, MatmulVariant>);
   const cached = all[adapterKey(report)];
-  if (cached && VARIANTS.includes(cached)) return { variant: cached };
-  const measured = {} as Record<MatmulVariant, number>;
-  for (const v of VARIANTS) measured[v] = await timeVariant(kernels, v);
-  const variant = VARIANTS.reduce((best, v) => (measured[v] < measured[best] ? v : best));
+  if (cached && variants.includes(cached)) return { variant: cached };
+  const measured: Partial<Record<MatmulVariant, number>> = {};
+  for (const v of variants) if (await variantWorks(kernels, v)) measured[v] = await timeVariant(kernels, v);
+  const working = variants.filter((v) => measured[v] !== undefined);
+  if (!working.length) throw new GpuError(`no matmul variant computes a product correctly on ${describeAdapter(report)}; the driver is broken. Try another adapter (in Node: adapter: "swiftshader" or "lavapipe").`);
+  const variant = working.reduce((best, v) => (measured[v]! < measured[best]! ? v : best));
   await s.set({ ...all, [adapterKey(report)]: variant }).catch(() => undefined);
   return { variant, measured };
 }

@@ -3,7 +3,7 @@
 // accumulate mode (+=) of every kernel that writes a gradient. Random data, NaN-poisoned outputs, sizes
 // that are no multiple of any workgroup; each accumulating writer runs once into poison (overwrite) and
 // once into known random values (accumulate), and both must match the reference.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import type { Engine } from "../src/engine.ts";
 import { ConfigError } from "../src/errors.ts";
 import { planWindow, type WindowPlan } from "../src/geometry.ts";
@@ -16,12 +16,9 @@ import { expectClose, numericGradient } from "./reference/grad_check.ts";
 import { randomArray } from "./reference/random.ts";
 import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
 
-let e: Engine;
-let g: K.KernelContext;
-beforeAll(async () => {
-  e = await gpuEngine();
-  g = e;
-});
+// Created while the tests are collected, so that each matmul variant this adapter can run gets its tests.
+const e: Engine = await gpuEngine();
+const g: K.KernelContext = e;
 afterAll(() => e?.dispose());
 
 let seed = 1000;
@@ -181,7 +178,7 @@ describe("global average pooling", () => {
 });
 
 describe("accumulate mode of the existing gradient writers", () => {
-  for (const variant of ["direct", "tiled"] as K.MatmulVariant[]) {
+  for (const variant of e.matmulVariants) {
     it(`matmul (${variant}): c += relu(op(a)·op(b) + bias), 33×17×21, transA`, async () => {
       const [M, Kd, N] = [33, 17, 21];
       const ctx = { kernels: e.kernels, matmulVariant: variant };

@@ -16,6 +16,14 @@ export interface AdapterReport {
   /** The Vulkan driver file Dawn was pointed at, when the engine chose one. */
   icd?: string;
   features: string[];
+  /** The adapter's smallest and largest subgroup, in lanes, where it says. */
+  subgroupSizes?: [number, number];
+}
+
+/** [min, max] subgroup size from adapter info (Chrome and Dawn report them), or undefined. */
+function subgroupSizesOf(info: GPUAdapterInfo | undefined): [number, number] | undefined {
+  const i = info as { subgroupMinSize?: number; subgroupMaxSize?: number } | undefined;
+  return i?.subgroupMinSize && i.subgroupMaxSize ? [i.subgroupMinSize, i.subgroupMaxSize] : undefined;
 }
 
 export interface GpuOptions {
@@ -77,6 +85,7 @@ function reportOf(adapter: GPUAdapter, runtime: AdapterReport["runtime"], icd?: 
     runtime,
     icd,
     features: [...adapter.features].sort(),
+    subgroupSizes: subgroupSizesOf(info),
   };
 }
 
@@ -150,7 +159,7 @@ export async function acquireGpu(opts: GpuOptions = {}): Promise<Gpu> {
   let instance: unknown;
   if (device) {
     const info = device.adapterInfo ?? ({ vendor: "", architecture: "", device: "", description: "" } as GPUAdapterInfo);
-    report = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, isCpu: CPU_ARCHITECTURES.test(`${info.architecture} ${info.description}`), runtime: typeof process !== "undefined" && !globalThis.navigator?.gpu ? "dawn" : "browser", features: [...device.features].sort() };
+    report = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, isCpu: CPU_ARCHITECTURES.test(`${info.architecture} ${info.description}`), runtime: typeof process !== "undefined" && !globalThis.navigator?.gpu ? "dawn" : "browser", features: [...device.features].sort(), subgroupSizes: subgroupSizesOf(device.adapterInfo) };
   } else {
     let adapter: GPUAdapter;
     let runtime: AdapterReport["runtime"];
@@ -168,7 +177,8 @@ export async function acquireGpu(opts: GpuOptions = {}): Promise<Gpu> {
       throw new GpuError("This browser has no WebGPU (navigator.gpu is missing). Use a recent Chrome, Edge or Firefox, and serve the page over https or http://localhost: WebGPU exists only in secure contexts.");
     }
     report = reportOf(adapter, runtime, icd);
-    const features: GPUFeatureName[] = adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+    // Timestamps for kernel timing; subgroups for the subgroup matmul (src/kernels.ts), where offered.
+    const features = (["timestamp-query", "subgroups"] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
     const l = adapter.limits;
     device = await adapter.requestDevice({
       label: "gradwgsl",

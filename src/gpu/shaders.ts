@@ -14,8 +14,10 @@ import libAccumulate from "../../shaders/lib/accumulate.wgsl?raw";
 import libActivation from "../../shaders/lib/activation.wgsl?raw";
 import libHash from "../../shaders/lib/hash.wgsl?raw";
 import libIndex from "../../shaders/lib/index.wgsl?raw";
+import libMatmulIo from "../../shaders/lib/matmul_io.wgsl?raw";
 import loss from "../../shaders/loss.wgsl?raw";
 import matmul from "../../shaders/matmul.wgsl?raw";
+import matmulSubgroup from "../../shaders/matmul_subgroup.wgsl?raw";
 import optimizer from "../../shaders/optimizer.wgsl?raw";
 import pool from "../../shaders/pool.wgsl?raw";
 import softmaxXent from "../../shaders/softmax_xent.wgsl?raw";
@@ -37,8 +39,10 @@ export const shaderSources: Readonly<Record<string, string>> = {
   "lib/activation.wgsl": libActivation,
   "lib/hash.wgsl": libHash,
   "lib/index.wgsl": libIndex,
+  "lib/matmul_io.wgsl": libMatmulIo,
   "loss.wgsl": loss,
   "matmul.wgsl": matmul,
+  "matmul_subgroup.wgsl": matmulSubgroup,
   "optimizer.wgsl": optimizer,
   "pool.wgsl": pool,
   "softmax_xent.wgsl": softmaxXent,
