@@ -5,8 +5,9 @@
 // (ky·KW + kx)·C + c. Padding is explicit: PT/PL rows/columns before the image, zeros outside it.
 // col2im is the gather form: each dx element sums the cols entries that read it, so no atomics; with
 // ACCUMULATE it adds that sum to what dx holds (a tensor read by several layers).
-// Dispatch: one invocation per CPL channels of an output position (im2col: of a patch row and tap; col2im:
-// of an input pixel), on a 2-D grid of WG-wide workgroups (lib/index.wgsl).
+// Dispatch: one invocation per CPL channels of a position (im2col: of a patch row, every tap in a loop, so
+// the divisions that find the row are paid once per row and not per tap: integer division is scalar on
+// CPU adapters; col2im: of an input pixel), on a 2-D grid of WG-wide workgroups (lib/index.wgsl).
 
 struct Conv {
   B: u32, H: u32, W: u32, C: u32,
@@ -30,31 +31,34 @@ const CPL = 4u;
 @compute @workgroup_size(WG, 1, 1)
 fn im2col(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let groups = (conv.C + CPL - 1u) / CPL;
-  let taps = conv.KH * conv.KW;
   let idx = linear_index(gid, nwg, WG);
-  if (idx >= conv.B * conv.OH * conv.OW * taps * groups) {
+  if (idx >= conv.B * conv.OH * conv.OW * groups) {
     return;
   }
   let g = idx % groups;
-  let tap = (idx / groups) % taps;
-  let row = idx / (groups * taps);
-  let kx = tap % conv.KW;
-  let ky = tap / conv.KW;
+  let row = idx / groups;
   let ox = row % conv.OW;
   let oy = (row / conv.OW) % conv.OH;
   let b = row / (conv.OW * conv.OH);
-  let iy = i32(oy * conv.SH + ky) - i32(conv.PT);
-  let ix = i32(ox * conv.SW + kx) - i32(conv.PL);
-  let inside = iy >= 0 && iy < i32(conv.H) && ix >= 0 && ix < i32(conv.W);
   let c0 = g * CPL;
-  let out = row * taps * conv.C + tap * conv.C + c0;
-  let src = ((b * conv.H + u32(max(iy, 0))) * conv.W + u32(max(ix, 0))) * conv.C + c0;
-  for (var j = 0u; j < CPL && c0 + j < conv.C; j++) {
-    var v = 0.0;
-    if (inside) {
-      v = x[src + j];
+  let n = min(CPL, conv.C - c0);
+  // Every tap of the patch row, in column order: (ky·KW + kx)·C + c.
+  var out = row * conv.KH * conv.KW * conv.C + c0;
+  for (var ky = 0u; ky < conv.KH; ky++) {
+    let iy = i32(oy * conv.SH + ky) - i32(conv.PT);
+    for (var kx = 0u; kx < conv.KW; kx++) {
+      let ix = i32(ox * conv.SW + kx) - i32(conv.PL);
+      let inside = iy >= 0 && iy < i32(conv.H) && ix >= 0 && ix < i32(conv.W);
+      let src = ((b * conv.H + u32(max(iy, 0))) * conv.W + u32(max(ix, 0))) * conv.C + c0;
+      for (var j = 0u; j < n; j++) {
+        var v = 0.0;
+        if (inside) {
+          v = x[src + j];
+        }
+        cols[out + j] = v;
+      }
+      out += conv.C;
     }
-    cols[out + j] = v;
   }
 }
 

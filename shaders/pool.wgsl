@@ -7,17 +7,18 @@
 // overlapping windows (stride < pool size) are summed correctly. They add to what dx holds when
 // ACCUMULATE (a tensor read by several layers sums its gradients in place); each dx element is
 // written by exactly one invocation, so the read-modify-write is race-free.
-// Dispatch: one invocation per element of the tensor a pass writes (forward: y; backward: dx), laid out
-// as (channel, column, batch·row): grid (ceil(C / WG_C), ceil(width / WG_X), B·height), so that the
-// flat index needs no division (integer division is slow on CPU adapters); past the grid limit the rows
-// fold into y (cell). Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG_C, WG_X.
+// Dispatch: one invocation per (channel, column, row) of the tensor a pass walks (forward and the tiled
+// backward: y; the gathering backward: dx), looping over `per` batch items: grid (ceil(C / WG_C),
+// ceil(width / WG_X), height · ceil(B / per)). So finding an element's place takes one division per
+// `per` elements instead of two per element (integer division is scalar, and slow, on CPU adapters).
+// Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG_C, WG_X.
 
 struct Pool {
   B: u32, H: u32, W: u32, C: u32,
   PH: u32, PW: u32, SH: u32, SW: u32,
   PT: u32, PL: u32, OH: u32, OW: u32,
-  // Folding (see cell): copies of the column span stacked in grid y, and that span (grid y · WG_X).
-  fold: u32, span: u32,
+  // Batch items per invocation.
+  per: u32,
 }
 
 @group(0) @binding(0) var<uniform> pool: Pool;
@@ -58,22 +59,22 @@ fn covering(p: u32, pad: u32, size: u32, stride: u32, count: u32) -> vec2i {
   return vec2i(lo, hi);
 }
 
-// (c, x, row) of the invocation and its flat NHWC index in a (·, rows, width, C) tensor; x = width when out of range.
-struct Cell { c: u32, x: u32, y: u32, b: u32, idx: u32 }
+// The invocation's channel c, column x and row y, and its batch items b0 .. b1-1; x = width when out of range.
+struct Cell { c: u32, x: u32, y: u32, b0: u32, b1: u32 }
 
-// More batch·rows than one grid dimension allows are folded into y: `fold` copies of the column span
-// stacked there, the copy adding fold-strided rows; unfolded grids skip the division.
 fn cell(gid: vec3u, height: u32, width: u32) -> Cell {
-  var col = gid.y;
-  var z = gid.z;
-  if (pool.fold > 1u) {
-    col = gid.y % pool.span;
-    z = gid.z * pool.fold + gid.y / pool.span;
-  }
-  if (gid.x >= pool.C || col >= width || z >= pool.B * height) {
+  let y = gid.z % height;
+  let b0 = (gid.z / height) * pool.per;
+  if (gid.x >= pool.C || gid.y >= width || b0 >= pool.B) {
     return Cell(0u, width, 0u, 0u, 0u);
   }
-  return Cell(gid.x, col, z % height, z / height, (z * width + col) * pool.C + gid.x);
+  return Cell(gid.x, gid.y, y, b0, min(pool.B, b0 + pool.per));
+}
+
+// Flat NHWC index of (item, row, col, ch) in a (·, height, width, C) tensor. (Parameters are not named
+// like bindings: wgsl_reflect would count that as a use of the binding.)
+fn at(item: u32, row: u32, col: u32, ch: u32, height: u32, width: u32) -> u32 {
+  return ((item * height + row) * width + col) * pool.C + ch;
 }
 
 @compute @workgroup_size(WG_C, WG_X, 1)
@@ -82,28 +83,26 @@ fn max_pool_forward(@builtin(global_invocation_id) gid: vec3u) {
   if (e.x == pool.OW) {
     return;
   }
-  let c = e.c;
-  let ox = e.x;
-  let oy = e.y;
-  let b = e.b;
-  let idx = e.idx;
-  let w = window(oy, ox);
-  var best = -3.4028234e38;
-  var best_i = 0u;
-  var found = false;
-  for (var iy = w.y0; iy < w.y1; iy++) {
-    for (var ix = w.x0; ix < w.x1; ix++) {
-      let i = ((b * pool.H + u32(iy)) * pool.W + u32(ix)) * pool.C + c;
-      let v = x[i];
-      if (!found || v > best) {
-        best = v;
-        best_i = i;
-        found = true;
+  let w = window(e.y, e.x);
+  for (var b = e.b0; b < e.b1; b++) {
+    var best = -3.4028234e38;
+    var best_i = 0u;
+    var found = false;
+    for (var iy = w.y0; iy < w.y1; iy++) {
+      for (var ix = w.x0; ix < w.x1; ix++) {
+        let i = at(b, u32(iy), u32(ix), e.c, pool.H, pool.W);
+        let v = x[i];
+        if (!found || v > best) {
+          best = v;
+          best_i = i;
+          found = true;
+        }
       }
     }
+    let idx = at(b, e.y, e.x, e.c, pool.OH, pool.OW);
+    y[idx] = best;
+    argmax[idx] = best_i;
   }
-  y[idx] = best;
-  argmax[idx] = best_i;
 }
 
 @compute @workgroup_size(WG_C, WG_X, 1)
@@ -112,23 +111,21 @@ fn max_pool_backward(@builtin(global_invocation_id) gid: vec3u) {
   if (e.x == pool.W) {
     return;
   }
-  let c = e.c;
-  let px = e.x;
-  let py = e.y;
-  let b = e.b;
-  let idx = e.idx;
-  let ry = covering(py, pool.PT, pool.PH, pool.SH, pool.OH);
-  let rx = covering(px, pool.PL, pool.PW, pool.SW, pool.OW);
-  var sum = 0.0;
-  for (var oy = ry.x; oy <= ry.y; oy++) {
-    for (var ox = rx.x; ox <= rx.y; ox++) {
-      let o = ((b * pool.OH + u32(oy)) * pool.OW + u32(ox)) * pool.C + c;
-      if (argmax_in[o] == idx) {
-        sum += dy[o];
+  let ry = covering(e.y, pool.PT, pool.PH, pool.SH, pool.OH);
+  let rx = covering(e.x, pool.PL, pool.PW, pool.SW, pool.OW);
+  for (var b = e.b0; b < e.b1; b++) {
+    let idx = at(b, e.y, e.x, e.c, pool.H, pool.W);
+    var sum = 0.0;
+    for (var oy = ry.x; oy <= ry.y; oy++) {
+      for (var ox = rx.x; ox <= rx.y; ox++) {
+        let o = at(b, u32(oy), u32(ox), e.c, pool.OH, pool.OW);
+        if (argmax_in[o] == idx) {
+          sum += dy[o];
+        }
       }
     }
+    store_dx(idx, sum);
   }
-  store_dx(idx, sum);
 }
 
 @compute @workgroup_size(WG_C, WG_X, 1)
@@ -137,19 +134,17 @@ fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3u) {
   if (e.x == pool.OW) {
     return;
   }
-  let c = e.c;
-  let ox = e.x;
-  let oy = e.y;
-  let b = e.b;
-  let idx = e.idx;
-  let w = window(oy, ox);
-  var sum = 0.0;
-  for (var iy = w.y0; iy < w.y1; iy++) {
-    for (var ix = w.x0; ix < w.x1; ix++) {
-      sum += x[((b * pool.H + u32(iy)) * pool.W + u32(ix)) * pool.C + c];
+  let w = window(e.y, e.x);
+  let count = f32((w.y1 - w.y0) * (w.x1 - w.x0));
+  for (var b = e.b0; b < e.b1; b++) {
+    var sum = 0.0;
+    for (var iy = w.y0; iy < w.y1; iy++) {
+      for (var ix = w.x0; ix < w.x1; ix++) {
+        sum += x[at(b, u32(iy), u32(ix), e.c, pool.H, pool.W)];
+      }
     }
+    y[at(b, e.y, e.x, e.c, pool.OH, pool.OW)] = sum / count;
   }
-  y[idx] = sum / f32((w.y1 - w.y0) * (w.x1 - w.x0));
 }
 
 @compute @workgroup_size(WG_C, WG_X, 1)
@@ -158,29 +153,25 @@ fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3u) {
   if (e.x == pool.W) {
     return;
   }
-  let c = e.c;
-  let px = e.x;
-  let py = e.y;
-  let b = e.b;
-  let idx = e.idx;
-  let ry = covering(py, pool.PT, pool.PH, pool.SH, pool.OH);
-  let rx = covering(px, pool.PL, pool.PW, pool.SW, pool.OW);
-  var sum = 0.0;
-  for (var oy = ry.x; oy <= ry.y; oy++) {
-    for (var ox = rx.x; ox <= rx.y; ox++) {
-      let w = window(u32(oy), u32(ox));
-      let o = ((b * pool.OH + u32(oy)) * pool.OW + u32(ox)) * pool.C + c;
-      sum += dy[o] / f32((w.y1 - w.y0) * (w.x1 - w.x0));
+  let ry = covering(e.y, pool.PT, pool.PH, pool.SH, pool.OH);
+  let rx = covering(e.x, pool.PL, pool.PW, pool.SW, pool.OW);
+  for (var b = e.b0; b < e.b1; b++) {
+    var sum = 0.0;
+    for (var oy = ry.x; oy <= ry.y; oy++) {
+      for (var ox = rx.x; ox <= rx.y; ox++) {
+        let w = window(u32(oy), u32(ox));
+        sum += dy[at(b, u32(oy), u32(ox), e.c, pool.OH, pool.OW)] / f32((w.y1 - w.y0) * (w.x1 - w.x0));
+      }
     }
+    store_dx(at(b, e.y, e.x, e.c, pool.H, pool.W), sum);
   }
-  store_dx(idx, sum);
 }
 
 // Max pooling backward for tiling windows (stride = pool size, 'valid'): each window writes its own
 // input positions — dy at the argmax, 0 elsewhere — and the last row/column of windows also zeroes the
 // input rows/columns no window covers (adding 0 when accumulating), so every dx element is written
 // exactly once. No gather over covering windows, and 1/(PH·PW) as many invocations.
-// Dispatch: grid (ceil(C / WG_C), ceil(OW / WG_X), B·OH), one invocation per output.
+// Dispatch: as the forward pass, over the outputs.
 @compute @workgroup_size(WG_C, WG_X, 1)
 fn max_pool_backward_tiled(@builtin(global_invocation_id) gid: vec3u) {
   let e = cell(gid, pool.OH, pool.OW);
@@ -191,12 +182,15 @@ fn max_pool_backward_tiled(@builtin(global_invocation_id) gid: vec3u) {
   let x0 = e.x * pool.SW;
   let y1 = select(y0 + pool.PH, pool.H, e.y == pool.OH - 1u);
   let x1 = select(x0 + pool.PW, pool.W, e.x == pool.OW - 1u);
-  let g = dy[e.idx];
-  let winner = argmax_in[e.idx];
-  for (var iy = y0; iy < y1; iy++) {
-    for (var ix = x0; ix < x1; ix++) {
-      let i = ((e.b * pool.H + iy) * pool.W + ix) * pool.C + e.c;
-      store_dx(i, select(0.0, g, i == winner));
+  for (var b = e.b0; b < e.b1; b++) {
+    let o = at(b, e.y, e.x, e.c, pool.OH, pool.OW);
+    let g = dy[o];
+    let winner = argmax_in[o];
+    for (var iy = y0; iy < y1; iy++) {
+      for (var ix = x0; ix < x1; ix++) {
+        let i = at(b, iy, ix, e.c, pool.H, pool.W);
+        store_dx(i, select(0.0, g, i == winner));
+      }
     }
   }
 }

@@ -122,7 +122,7 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
 /** cols (B·OH·OW, KH·KW·C) from x (B, H, W, C). */
 export async function im2col(ctx: KernelContext, x: Binding, cols: Binding, p: WindowPlan, label = "im2col"): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("im2col.wgsl", "im2col", { WG });
-  const n = p.B * p.OH * p.OW * p.KH * p.KW * channelGroups(p.C);
+  const n = p.B * p.OH * p.OW * channelGroups(p.C);
   return new Dispatch(ctx.kernels.device, k, { x, cols }, grid1d(n, WG), windowUniforms(p), label);
 }
 
@@ -135,17 +135,26 @@ export async function col2im(ctx: KernelContext, dcols: Binding, dx: Binding, p:
 /** im2col.wgsl moves 4 neighbouring channels per invocation (its CPL). */
 const channelGroups = (C: number) => Math.ceil(C / 4);
 
-/** Pool kernels run on a (channel, column, batch·row) grid; the workgroup covers the channels first. */
+/**
+ * Batch items a pool invocation walks: on CPU adapters (told apart by their matmul: tiling wins only on
+ * GPUs) 8, so the divisions that place an invocation are paid once per 8 elements; on GPUs 1, for more
+ * parallelism. More where the grid would pass its limit.
+ */
+function poolBatchPerInvocation(ctx: KernelContext, B: number, rows: number): number {
+  const per = ctx.matmulVariant === "tiled" ? 1 : 8;
+  return Math.max(per, Math.ceil(B / Math.floor(gridLimit(ctx) / rows)));
+}
+
+/** Pool kernels run on a (channel, column, row · batch chunk) grid; the workgroup covers the channels first. */
 async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
   const WG_C = Math.min(64, 2 ** Math.ceil(Math.log2(p.C)));
   const WG_X = 64 / WG_C;
   const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X, ...accumulating(accumulate) });
   const [rows, width] = over === "input" ? [p.H, p.W] : [p.OH, p.OW];
-  const columns = Math.ceil(width / WG_X);
-  // Batch·rows past the grid limit fold into y (pool.wgsl's cell).
-  const fold = Math.ceil((p.B * rows) / gridLimit(ctx));
-  const grid: [number, number, number] = [Math.ceil(p.C / WG_C), columns * fold, Math.ceil((p.B * rows) / fold)];
-  return new Dispatch(ctx.kernels.device, k, buffers, grid, { ...windowUniforms(p, true), fold, span: columns * WG_X }, label);
+  if (rows > gridLimit(ctx) || Math.ceil(width / WG_X) > gridLimit(ctx)) throw new ConfigError(`${label}: a ${rows}×${width} image is more than one grid covers (${gridLimit(ctx)} rows)`);
+  const per = poolBatchPerInvocation(ctx, p.B, rows);
+  const grid: [number, number, number] = [Math.ceil(p.C / WG_C), Math.ceil(width / WG_X), rows * Math.ceil(p.B / per)];
+  return new Dispatch(ctx.kernels.device, k, buffers, grid, { ...windowUniforms(p, true), per }, label);
 }
 
 export const maxPoolForward = (ctx: KernelContext, x: Binding, y: Binding, argmax: Binding, p: WindowPlan, label = "max_pool_forward") =>

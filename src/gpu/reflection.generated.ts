@@ -543,7 +543,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "im2col.wgsl": {
-    "fingerprint": "48736105",
+    "fingerprint": "e48021e3",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "im2col": {
@@ -900,7 +900,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "pool.wgsl": {
-    "fingerprint": "d3603cec",
+    "fingerprint": "42fece8e",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2 },
     "entries": {
       "max_pool_forward": {
@@ -913,7 +913,7 @@ export const shaderReflection: ReflectionTable = {
         "uniform": {
           "name": "pool",
           "struct": "Pool",
-          "size": 56,
+          "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
             "H": { "offset": 4, "type": "u32" },
@@ -927,8 +927,7 @@ export const shaderReflection: ReflectionTable = {
             "PL": { "offset": 36, "type": "u32" },
             "OH": { "offset": 40, "type": "u32" },
             "OW": { "offset": 44, "type": "u32" },
-            "fold": { "offset": 48, "type": "u32" },
-            "span": { "offset": 52, "type": "u32" },
+            "per": { "offset": 48, "type": "u32" },
           },
         },
         "workgroupSize": ["WG_C", "WG_X", 1],
@@ -943,7 +942,7 @@ export const shaderReflection: ReflectionTable = {
         "uniform": {
           "name": "pool",
           "struct": "Pool",
-          "size": 56,
+          "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
             "H": { "offset": 4, "type": "u32" },
@@ -957,8 +956,7 @@ export const shaderReflection: ReflectionTable = {
             "PL": { "offset": 36, "type": "u32" },
             "OH": { "offset": 40, "type": "u32" },
             "OW": { "offset": 44, "type": "u32" },
-            "fold": { "offset": 48, "type": "u32" },
-            "span": { "offset": 52, "type": "u32" },
+            "per": { "offset": 48, "type": "u32" },
           },
         },
         "workgroupSize": ["WG_C", "WG_X", 1],
@@ -972,7 +970,7 @@ export const shaderReflection: ReflectionTable = {
         "uniform": {
           "name": "pool",
           "struct": "Pool",
-          "size": 56,
+          "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
             "H": { "offset": 4, "type": "u32" },
@@ -986,8 +984,7 @@ export const shaderReflection: ReflectionTable = {
             "PL": { "offset": 36, "type": "u32" },
             "OH": { "offset": 40, "type": "u32" },
             "OW": { "offset": 44, "type": "u32" },
-            "fold": { "offset": 48, "type": "u32" },
-            "span": { "offset": 52, "type": "u32" },
+            "per": { "offset": 48, "type": "u32" },
           },
         },
         "workgroupSize": ["WG_C", "WG_X", 1],
@@ -1001,7 +998,7 @@ export const shaderReflection: ReflectionTable = {
         "uniform": {
           "name": "pool",
           "struct": "Pool",
-          "size": 56,
+          "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
             "H": { "offset": 4, "type": "u32" },
@@ -1015,8 +1012,7 @@ export const shaderReflection: ReflectionTable = {
             "PL": { "offset": 36, "type": "u32" },
             "OH": { "offset": 40, "type": "u32" },
             "OW": { "offset": 44, "type": "u32" },
-            "fold": { "offset": 48, "type": "u32" },
-            "span": { "offset": 52, "type": "u32" },
+            "per": { "offset": 48, "type": "u32" },
           },
         },
         "workgroupSize": ["WG_C", "WG_X", 1],
@@ -1031,7 +1027,7 @@ export const shaderReflection: ReflectionTable = {
         "uniform": {
           "name": "pool",
           "struct": "Pool",
-          "size": 56,
+          "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
             "H": { "offset": 4, "type": "u32" },
@@ -1045,8 +1041,7 @@ export const shaderReflection: ReflectionTable = {
             "PL": { "offset": 36, "type": "u32" },
             "OH": { "offset": 40, "type": "u32" },
             "OW": { "offset": 44, "type": "u32" },
-            "fold": { "offset": 48, "type": "u32" },
-            "span": { "offset": 52, "type": "u32" },
+            "per": { "offset": 48, "type": "u32" },
           },
         },
         "workgroupSize": ["WG_C", "WG_X", 1],
