@@ -167,6 +167,37 @@ fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3u) {
   }
 }
 
+// Tiling windows (stride = pool size, 'valid'): every window lies inside the image, so the loops have the
+// same bounds in every invocation, and indices step by constants instead of being recomputed.
+@compute @workgroup_size(WG_C, WG_X, 1)
+fn max_pool_forward_tiled(@builtin(global_invocation_id) gid: vec3u) {
+  let e = cell(gid, pool.OH, pool.OW);
+  if (e.x == pool.OW) {
+    return;
+  }
+  let row = pool.W * pool.C;
+  var first = at(e.b0, e.y * pool.SH, e.x * pool.SW, e.c, pool.H, pool.W);
+  var o = at(e.b0, e.y, e.x, e.c, pool.OH, pool.OW);
+  for (var b = e.b0; b < e.b1; b++) {
+    var best = x[first];
+    var best_i = first;
+    for (var ky = 0u; ky < pool.PH; ky++) {
+      for (var kx = 0u; kx < pool.PW; kx++) {
+        let i = first + ky * row + kx * pool.C;
+        let v = x[i];
+        if (v > best) {
+          best = v;
+          best_i = i;
+        }
+      }
+    }
+    y[o] = best;
+    argmax[o] = best_i;
+    first += pool.H * row;
+    o += pool.OH * pool.OW * pool.C;
+  }
+}
+
 // Max pooling backward for tiling windows (stride = pool size, 'valid'): each window writes its own
 // input positions — dy at the argmax, 0 elsewhere — and the last row/column of windows also zeroes the
 // input rows/columns no window covers (adding 0 when accumulating), so every dx element is written

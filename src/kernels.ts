@@ -157,12 +157,15 @@ async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<s
   return new Dispatch(ctx.kernels.device, k, buffers, grid, { ...windowUniforms(p, true), per }, label);
 }
 
+/** Tiling windows: stride = pool size and no padding, so every window lies inside the image ('valid', or 'same' on a size the stride divides). */
+const tiling = (p: WindowPlan) => p.SH === p.KH && p.SW === p.KW && p.PT === 0 && p.PL === 0 && p.OH * p.SH <= p.H && p.OW * p.SW <= p.W;
+
 export const maxPoolForward = (ctx: KernelContext, x: Binding, y: Binding, argmax: Binding, p: WindowPlan, label = "max_pool_forward") =>
-  poolDispatch(ctx, "max_pool_forward", { x, y, argmax }, p, "output", label);
+  poolDispatch(ctx, tiling(p) ? "max_pool_forward_tiled" : "max_pool_forward", { x, y, argmax }, p, "output", label);
 
 /** dx (+)= the max-pool gradient. Tiling windows (stride = pool size, no padding) scatter from each window; others gather per input. */
 export const maxPoolBackward = (ctx: KernelContext, dy: Binding, argmax: Binding, dx: Binding, p: WindowPlan, label = "max_pool_backward", accumulate = false) =>
-  p.SH === p.KH && p.SW === p.KW && p.padding === "valid"
+  tiling(p)
     ? poolDispatch(ctx, "max_pool_backward_tiled", { dy, argmax_in: argmax, dx }, p, "output", label, accumulate)
     : poolDispatch(ctx, "max_pool_backward", { dy, argmax_in: argmax, dx }, p, "input", label, accumulate);
 

@@ -900,7 +900,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "pool.wgsl": {
-    "fingerprint": "42fece8e",
+    "fingerprint": "9c8f30ae",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2 },
     "entries": {
       "max_pool_forward": {
@@ -994,6 +994,35 @@ export const shaderReflection: ReflectionTable = {
           { "name": "pool", "binding": 0, "type": "uniform" },
           { "name": "dy", "binding": 4, "type": "storage" },
           { "name": "dx", "binding": 6, "type": "storage" },
+        ],
+        "uniform": {
+          "name": "pool",
+          "struct": "Pool",
+          "size": 52,
+          "members": {
+            "B": { "offset": 0, "type": "u32" },
+            "H": { "offset": 4, "type": "u32" },
+            "W": { "offset": 8, "type": "u32" },
+            "C": { "offset": 12, "type": "u32" },
+            "PH": { "offset": 16, "type": "u32" },
+            "PW": { "offset": 20, "type": "u32" },
+            "SH": { "offset": 24, "type": "u32" },
+            "SW": { "offset": 28, "type": "u32" },
+            "PT": { "offset": 32, "type": "u32" },
+            "PL": { "offset": 36, "type": "u32" },
+            "OH": { "offset": 40, "type": "u32" },
+            "OW": { "offset": 44, "type": "u32" },
+            "per": { "offset": 48, "type": "u32" },
+          },
+        },
+        "workgroupSize": ["WG_C", "WG_X", 1],
+      },
+      "max_pool_forward_tiled": {
+        "bindings": [
+          { "name": "pool", "binding": 0, "type": "uniform" },
+          { "name": "x", "binding": 1, "type": "storage" },
+          { "name": "y", "binding": 2, "type": "storage" },
+          { "name": "argmax", "binding": 3, "type": "storage" },
         ],
         "uniform": {
           "name": "pool",
