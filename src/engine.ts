@@ -11,8 +11,9 @@ export interface EngineOptions extends GpuOptions {
   /**
    * Matmul implementation. "auto" (default): the variant measured fastest on this adapter, timed once
    * and cached per adapter (a file under ~/.cache/gradwgsl in Node, localStorage in the browser).
-   * "tiled", "direct" or "subgroup" pins one ("subgroup" needs an adapter with subgroups of 8 lanes);
-   * "guess" skips measuring (on CPU adapters subgroup where it can run, else direct; tiled on GPUs).
+   * "tiled", "direct", "subgroup8" or "subgroup4" pins one (a subgroup kernel needs an adapter whose
+   * subgroups have exactly that many lanes); "guess" skips measuring (on CPU adapters the subgroup
+   * kernel where one can run, else direct; tiled on GPUs).
    */
   matmul?: MatmulVariant | "auto" | "guess";
   /** Fill every new output buffer with NaN, so an element a kernel forgets to write shows up (tests). */
@@ -21,7 +22,7 @@ export interface EngineOptions extends GpuOptions {
   checkFinite?: boolean;
 }
 
-const MATMUL_CHOICES = ["auto", "guess", "tiled", "direct", "subgroup"] as const;
+const MATMUL_CHOICES = ["auto", "guess", "tiled", "direct", "subgroup8", "subgroup4"] as const;
 const DTYPES: readonly DType[] = ["f32", "u32"];
 
 /** Checks Engine.create's options (and compile's engineOptions) before anything is acquired. */
@@ -45,7 +46,7 @@ export class Engine implements KernelContext {
     this.kernels = new KernelRegistry(gpu.device);
     const m = options.matmul ?? "auto";
     const can = this.matmulVariants;
-    this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? (can.includes("subgroup") ? "subgroup" : "direct") : "tiled") : m;
+    this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? (can.find((v) => v.startsWith("subgroup")) ?? "direct") : "tiled") : m;
   }
 
   /** The matmul variants this device can run. */
@@ -61,7 +62,7 @@ export class Engine implements KernelContext {
     const can = matmulVariants(gpu.device, gpu.report.subgroupSizes);
     if (m !== "auto" && m !== "guess" && !can.includes(m)) {
       if (!options.device) gpu.device.destroy();
-      throw new ConfigError(`Engine.create: matmul "${m}" cannot run on ${describeAdapter(gpu.report)}: it needs the "subgroups" feature with subgroups of 8 lanes (this adapter: ${gpu.report.subgroupSizes?.join("–") ?? "no subgroup size reported"}). Use "auto", or one of ${can.join(", ")}.`);
+      throw new ConfigError(`Engine.create: matmul "${m}" cannot run on ${describeAdapter(gpu.report)}: it needs the "subgroups" feature with subgroups of exactly ${m.slice(8) || "?"} lanes (this adapter: ${gpu.report.subgroupSizes?.join("–") ?? "no subgroup size reported"}). Use "auto", or one of ${can.join(", ")}.`);
     }
     const engine = new Engine(gpu, options);
     if ((options.matmul ?? "auto") === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report, engine.matmulVariants)).variant;

@@ -19,29 +19,29 @@ export const WG = 64;
 
 /**
  * Matmul implementation: workgroup-memory tiles (GPUs), barrier-free register blocks (CPU drivers), or
- * register blocks shared across an 8-lane subgroup (CPU drivers that offer subgroups of 8: lavapipe).
+ * register blocks shared across a subgroup of 8 or 4 SIMD lanes (CPU drivers that offer subgroups of
+ * that size: lavapipe 8, SwiftShader 4).
  */
-export type MatmulVariant = "tiled" | "direct" | "subgroup";
+export type MatmulVariant = "tiled" | "direct" | "subgroup8" | "subgroup4";
 
 /**
  * Per variant: its shader entry point (`matmul_<variant>` in `file`), the block of C (rows × cols) one
  * workgroup covers, and its pipeline constants. tiled and direct give each invocation a 4×4 or 8×8 block
- * of a (WG_Y, WG_X) workgroup; BK is the depth the tiled kernel stages per barrier; subgroup gives each
- * 8-lane subgroup 32×32, two subgroups per workgroup.
+ * of a (WG_Y, WG_X) workgroup; BK is the depth the tiled kernel stages per barrier; subgroup<SG> gives
+ * each subgroup 4·SG × 4·SG, WG / SG subgroups per workgroup.
  */
 export const MATMUL_TILES: Record<MatmulVariant, { file: "matmul.wgsl" | "matmul_subgroup.wgsl"; rows: number; cols: number; constants: Record<string, number> }> = {
   tiled: { file: "matmul.wgsl", rows: 64, cols: 64, constants: { WG_X: 16, WG_Y: 16, BK: 16 } },
   direct: { file: "matmul.wgsl", rows: 32, cols: 32, constants: { WG_X: 4, WG_Y: 4 } },
-  subgroup: { file: "matmul_subgroup.wgsl", rows: 64, cols: 32, constants: { WG: 16 } },
+  subgroup8: { file: "matmul_subgroup.wgsl", rows: 64, cols: 32, constants: { WG: 16 } },
+  subgroup4: { file: "matmul_subgroup.wgsl", rows: 64, cols: 16, constants: { WG: 16 } },
 };
 
-/** The subgroup matmul is written for subgroups of exactly this many lanes. */
-export const SUBGROUP_LANES = 8;
-
-/** The variants this device can run: subgroup only where it has the feature and subgroups of SUBGROUP_LANES. */
+/** The variants this device can run: a subgroup one only where it has the feature and subgroups of exactly its size. */
 export function matmulVariants(device: GPUDevice, subgroupSizes?: readonly [number, number]): MatmulVariant[] {
-  const lanes = subgroupSizes?.[0] === SUBGROUP_LANES && subgroupSizes[1] === SUBGROUP_LANES;
-  return device.features.has("subgroups") && lanes ? ["tiled", "direct", "subgroup"] : ["tiled", "direct"];
+  const [min, max] = subgroupSizes ?? [0, 0];
+  const lanes = device.features.has("subgroups") && min === max ? ({ 8: "subgroup8", 4: "subgroup4" } as Record<number, MatmulVariant>)[min] : undefined;
+  return lanes ? ["tiled", "direct", lanes] : ["tiled", "direct"];
 }
 
 export interface KernelContext {

@@ -1,0 +1,66 @@
+// The subgroup matmul on both CPU drivers here, whatever adapter the other tests use: 8 lanes on lavapipe
+// (subgroup8), 4 on SwiftShader (subgroup4). Each driver must offer the kernel written for its subgroup
+// size and no other, and the kernel must match the reference on ragged shapes, every transpose, the
+// fused epilogue, accumulation and split-K.
+import { afterAll, describe, expect, it } from "vitest";
+import { Engine } from "../src/engine.ts";
+import * as K from "../src/kernels.ts";
+import * as ops from "../src/ops.ts";
+import * as ref from "./reference/cpu.ts";
+import { randomArray } from "./reference/random.ts";
+import { expectRelClose } from "./gpu_helpers.ts";
+
+const DRIVERS = [
+  { adapter: "lavapipe", variant: "subgroup8" },
+  { adapter: "swiftshader", variant: "subgroup4" },
+] as const;
+
+let seed = 7000;
+
+describe.each(DRIVERS)("subgroup matmul on $adapter", ({ adapter, variant }) => {
+  let engine: Engine | undefined;
+  const get = async () => (engine ??= await Engine.create({ adapter, matmul: variant, poisonOutputs: true }));
+  afterAll(() => engine?.dispose());
+
+  it(`offers ${variant} and no other subgroup kernel`, async () => {
+    const e = await get();
+    expect(e.matmulVariants.filter((v) => v.startsWith("subgroup"))).toEqual([variant]);
+    expect(e.matmulVariant).toBe(variant);
+  });
+
+  // One block, several blocks ragged in every dimension, a long K, a wide N.
+  for (const [M, Kd, N] of [[1, 1, 1], [7, 13, 5], [97, 41, 75], [64, 300, 130], [33, 9, 200]] as [number, number, number][]) {
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as [boolean, boolean][]) {
+      it(`${M}×${Kd}×${N} transA=${ta} transB=${tb}`, async () => {
+        const e = await get();
+        const [a, b] = [randomArray(M * Kd, seed++), randomArray(Kd * N, seed++)];
+        const c = await ops.matmul(e.tensor(a, ta ? [Kd, M] : [M, Kd]), e.tensor(b, tb ? [N, Kd] : [Kd, N]), { transposeA: ta, transposeB: tb });
+        expectRelClose(await c.read(), ref.matmul(a, b, M, N, Kd, ta, tb), 1e-4, "C");
+      });
+    }
+  }
+
+  it("bias and tanh fused; accumulating into C", async () => {
+    const e = await get();
+    const [M, Kd, N] = [45, 19, 37];
+    const [a, b, bias, prior] = [randomArray(M * Kd, seed++), randomArray(Kd * N, seed++), randomArray(N, seed++), randomArray(M * N, seed++)];
+    const y = await ops.matmul(e.tensor(a, [M, Kd]), e.tensor(b, [Kd, N]), { bias: e.tensor(bias, [N]), activation: "tanh" });
+    const expected = ref.activation("tanh", ref.matmul(a, b, M, N, Kd).map((v, i) => v + bias[i % N]!));
+    expectRelClose(await y.read(), expected, 1e-4, "tanh(A·B + bias)");
+    const c = e.tensor(prior, [M, N]);
+    const [at, bt] = [e.tensor(a, [M, Kd]), e.tensor(b, [Kd, N])];
+    await e.run([await K.matmul(e, at.buffer, bt.buffer, c.buffer, { M, N, K: Kd, accumulate: true })]);
+    expectRelClose(await c.read(), ref.matmul(a, b, M, N, Kd).map((v, i) => v + prior[i]!), 1e-4, "C + A·B");
+  });
+
+  it("split-K: the reference CNN's conv dW, 9×43264·(43264×32)", async () => {
+    const e = await get();
+    const [M, Kd, N] = [9, 43264, 32];
+    const splits = K.splitsFor(M, N, Kd, variant);
+    expect(splits).toBeGreaterThan(1);
+    const [a, dz] = [randomArray(Kd * M, seed++), randomArray(Kd * N, seed++)];
+    const [at, dzt, c, partials] = [e.tensor(a, [Kd, M]), e.tensor(dz, [Kd, N]), e.empty([M, N]), e.empty([splits * M * N])];
+    await e.run(await K.matmulSplitK(e, at.buffer, dzt.buffer, c.buffer, partials.buffer, { M, N, K: Kd, transA: true }, splits));
+    expectRelClose(await c.read(), ref.matmul(a, dz, M, N, Kd, true, false), 1e-4, "dW");
+  });
+});
