@@ -33,8 +33,8 @@ export type MatmulVariant = "tiled" | "direct" | "subgroup8" | "subgroup4";
 export const MATMUL_TILES: Record<MatmulVariant, { file: "matmul.wgsl" | "matmul_subgroup.wgsl"; rows: number; cols: number; constants: Record<string, number> }> = {
   tiled: { file: "matmul.wgsl", rows: 64, cols: 64, constants: { WG_X: 16, WG_Y: 16, BK: 16 } },
   direct: { file: "matmul.wgsl", rows: 32, cols: 32, constants: { WG_X: 4, WG_Y: 4 } },
-  subgroup8: { file: "matmul_subgroup.wgsl", rows: 64, cols: 32, constants: { WG: 16 } },
-  subgroup4: { file: "matmul_subgroup.wgsl", rows: 64, cols: 16, constants: { WG: 16 } },
+  subgroup8: { file: "matmul_subgroup.wgsl", rows: 32, cols: 32, constants: { WG: 8 } },
+  subgroup4: { file: "matmul_subgroup.wgsl", rows: 32, cols: 16, constants: { WG: 8 } },
 };
 
 /** The variants this device can run: a subgroup one only where it has the feature and subgroups of exactly its size. */
