@@ -928,8 +928,8 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "pool.wgsl": {
-    "fingerprint": "9c8f30ae",
-    "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2 },
+    "fingerprint": "da0be94b",
+    "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2, "WIN_H": 2, "WIN_W": 2 },
     "entries": {
       "max_pool_forward": {
         "bindings": [
