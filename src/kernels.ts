@@ -149,7 +149,7 @@ function poolBatchPerInvocation(ctx: KernelContext, B: number, rows: number): nu
 async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
   const WG_C = Math.min(64, 2 ** Math.ceil(Math.log2(p.C)));
   const WG_X = 64 / WG_C;
-  const window = entry.endsWith("_tiled") ? { WIN_H: p.KH, WIN_W: p.KW } : {};
+  const window: Record<string, number> = entry.endsWith("_tiled") ? { WIN_H: p.KH, WIN_W: p.KW } : {};
   const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X, ...window, ...accumulating(accumulate) });
   const [rows, width] = over === "input" ? [p.H, p.W] : [p.OH, p.OW];
   if (rows > gridLimit(ctx) || Math.ceil(width / WG_X) > gridLimit(ctx)) throw new ConfigError(`${label}: a ${rows}×${width} image is more than one grid covers (${gridLimit(ctx)} rows)`);
