@@ -817,7 +817,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "e7569f1e",
+    "fingerprint": "336bf36d",
     "overrides": { "WG": 16, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
