@@ -1,8 +1,9 @@
-// The demo's training worker: owns the engine and the model and trains with fit(). Everything else on the
-// GPU (drawn-digit predictions first, then validation, the test-image grid, filters, feature maps, kernel
-// timings, weight files) is a job run between training steps, or at once when nothing trains; while the
-// pad is in use at most one step is queued, so a drawing is read after at most one step.
-import { DataError, Engine, loadSafetensors, ops, parseIdx, saveSafetensors, type Sequential } from "../src/index.ts";
+// The demo's training worker: owns the engine and the model and trains batch by batch with
+// trainOnBatch(). Everything else on the GPU (drawn-digit predictions first, then validation, the
+// test-image grid, filters, feature maps, kernel timings, weight files) is a job run between training
+// steps, or at once when nothing trains; while the pad is in use at most one step is queued, so a drawing
+// is read after at most one step.
+import { DataError, Engine, loadSafetensors, ops, parseIdx, saveSafetensors, type Logs, type Sequential } from "../src/index.ts";
 import { cnn } from "./model.ts";
 import { GRID, MNIST_URLS, TRAIN_CHUNK, TRAIN_MAX, TRAINED_WEIGHTS, VALIDATION, type FromWorker, type Settings, type State, type ToWorker } from "./protocol.ts";
 import { canonicalNames, matchWeights } from "./weights.ts";
@@ -258,7 +259,10 @@ async function prepare(s: Settings): Promise<void> {
   }
 }
 
-/** One fit() over the chosen settings; returns where the loss stopped being a number, if it did. */
+/**
+ * One run over the chosen settings, batch by batch through trainOnBatch (each call submits one step
+ * and returns); returns where the loss stopped being a number, if it did.
+ */
 async function fitRun(s: Settings): Promise<{ step: number; loss: number } | undefined> {
   const m = model!;
   const n = Math.min(s.trainSize, TRAIN_MAX);
@@ -273,33 +277,15 @@ async function fitRun(s: Settings): Promise<{ step: number; loss: number } | und
   let lastProfile = performance.now() - PROFILE_EVERY_MS + 3000; // first timing a few seconds in
   let diverged: { step: number; loss: number } | undefined;
   const points = { steps: [] as number[], loss: [] as number[], accuracy: [] as number[] };
-  // Per-step figures: the metric accumulators ([loss sum, correct, count] since the epoch began) copied
-  // after each step and mapped without waiting; a reading's mean over the steps since the previous one.
-  let prev = { t: m.step, sum: 0, correct: 0, count: 0 };
-  const readMetrics = () => {
-    const metrics = m.session.metrics;
-    const encoder = engine.device.createCommandEncoder({ label: "demo per-step metrics" });
-    const read = metrics.snapshot(metrics.train, encoder);
-    if (!read) return; // both staging buffers busy: this reading folds into the next
-    engine.device.queue.submit([encoder.finish()]);
-    const t = m.step;
-    void read()
-      .then(([sum, correct, count]) => {
-        if (t <= prev.t) return;
-        const fresh = count < prev.count || prev.count === 0; // a new epoch cleared the sums
-        const [ds, dc, dn] = fresh ? [sum, correct, count] : [sum - prev.sum, correct - prev.correct, count - prev.count];
-        prev = { t, sum, correct, count };
-        if (dn <= 0) return;
-        const loss = ds / dn;
-        points.steps.push(t);
-        points.loss.push(loss);
-        points.accuracy.push(dc / dn);
-        if (!Number.isFinite(loss) && !diverged) {
-          diverged = { step: t, loss };
-          m.stopTraining = true;
-        }
-      })
-      .catch(() => undefined); // a lost device rejects pending maps; fit recovers
+  // Each step's loss and accuracy, asked for without waiting: its result is read back when the step is
+  // done, while the loop goes on.
+  let reading: Promise<unknown> = Promise.resolve();
+  let failure: Error | undefined;
+  const record = (t: number, logs: Logs) => {
+    points.steps.push(t);
+    points.loss.push(logs.loss);
+    points.accuracy.push(logs.accuracy ?? NaN);
+    if (!Number.isFinite(logs.loss) && !diverged) diverged = { step: t, loss: logs.loss };
   };
   const flush = (batch: number, epoch: number) => {
     const now = performance.now();
@@ -314,48 +300,66 @@ async function fitRun(s: Settings): Promise<{ step: number; loss: number } | und
     }
     lastPost = now;
   };
-  await m.fit(train.x.subarray(0, n * PIXELS), train.y.subarray(0, n), {
-    epochs: s.epochs,
-    batchSize: s.batchSize,
-    snapshotsPerEpoch: 1, // fit's own progress readbacks are not needed: the demo reads every step
-    callbacks: {
-      onBatchEnd: async (batch, logs) => {
-        readMetrics();
-        const now = performance.now();
-        fitting = true; // from here on, page requests wait for betweenSteps
-        learnt = true;
-        done++;
-        if (done === 1) firstStep = (active + now - since) / 1000;
-        times.push(now);
-        if (times.length > 21) times.shift();
-        if (m.step % s.validateEvery === 0) queue("validate", validate);
-        if (timestamps && now - lastProfile > PROFILE_EVERY_MS) {
-          lastProfile = now;
-          queue("profile", profileStep);
-        }
-        if (gate || now - lastPost > 100 || batch === steps - 1) flush(batch, logs.epoch);
-        await betweenSteps();
+  // The batch, gathered in a shuffled order each epoch into arrays the calls may reuse (trainOnBatch copies
+  // what it cannot upload at once).
+  const order = Uint32Array.from({ length: n }, (_, i) => i);
+  const xb = new Uint8Array(s.batchSize * PIXELS);
+  const yb = new Uint8Array(s.batchSize);
+  for (let epoch = 0; epoch < s.epochs && !diverged; epoch++) {
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    for (let batch = 0; batch < steps && !diverged; batch++) {
+      const from = batch * s.batchSize;
+      const count = Math.min(s.batchSize, n - from);
+      for (let i = 0; i < count; i++) {
+        const k = order[from + i]!;
+        xb.set(train.x.subarray(k * PIXELS, (k + 1) * PIXELS), i * PIXELS);
+        yb[i] = train.y[k]!;
+      }
+      const result = m.trainOnBatch(xb.subarray(0, count * PIXELS), yb.subarray(0, count));
+      const t = m.step;
+      // A failed step (a lost device: the next call restores the last snapshot and says so) ends the run
+      // with its message; Start goes on from where the model is.
+      reading = result.then(
+        (logs) => record(t, logs),
+        (e: Error) => (failure ??= e),
+      );
+      const now = performance.now();
+      fitting = true; // from here on, page requests wait for betweenSteps
+      learnt = true;
+      done++;
+      if (done === 1) firstStep = (active + now - since) / 1000;
+      times.push(now);
+      if (times.length > 21) times.shift();
+      if (m.step % s.validateEvery === 0) queue("validate", validate);
+      if (timestamps && now - lastProfile > PROFILE_EVERY_MS) {
+        lastProfile = now;
+        queue("profile", profileStep);
+      }
+      if (gate || now - lastPost > 100 || batch === steps - 1) flush(batch, epoch);
+      await betweenSteps();
+      if (abort) throw new Aborted();
+      if (failure) throw failure;
+      if (gate) {
+        await reading; // the step in flight, on the chart before the page says Paused
+        flush(batch, epoch);
+        setState("paused");
+        active += performance.now() - since;
+        while (gate) await gate.promise;
         if (abort) throw new Aborted();
-        if (gate) {
-          flush(batch, logs.epoch);
-          setState("paused");
-          active += performance.now() - since;
-          while (gate) await gate.promise;
-          if (abort) throw new Aborted();
-          since = performance.now();
-          times.length = 0; // the pause is not training time
-        }
-      },
-      onEpochEnd: async (epoch) => {
-        flush(steps - 1, epoch);
-        post({ type: "epoch", step: m.step, epoch });
-        await betweenSteps();
-      },
-    },
-  });
-  // Readings still in flight land before the last flush.
-  await engine.device.queue.onSubmittedWorkDone();
-  await new Promise((r) => setTimeout(r, 0));
+        since = performance.now();
+        times.length = 0; // the pause is not training time
+      }
+    }
+    flush(steps - 1, epoch);
+    post({ type: "epoch", step: m.step, epoch });
+    await betweenSteps();
+  }
+  // The last readings land before the last flush.
+  await reading;
+  if (failure) throw failure;
   flush(steps - 1, s.epochs - 1);
   return diverged;
 }
