@@ -75,25 +75,30 @@ fn col2im(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   let b = idx / (groups * conv.W * conv.H);
   let c0 = g * CPL;
   let n = min(CPL, conv.C - c0);
+  let last = n - 1u;
   let ncols = conv.KH * conv.KW * conv.C;
+  // The taps that read this pixel: ky ≡ py + PT (mod SH), from the smallest such ky, for output rows
+  // oy = (py + PT − ky) / SH counting down (likewise kx, ox). One division per axis instead of three per
+  // tap: integer division is scalar on CPU adapters.
+  let ty = py + conv.PT;
+  let tx = px + conv.PL;
+  let ky0 = ty % conv.SH;
+  let kx0 = tx % conv.SW;
   var sum = vec4f(0.0);
-  for (var ky = 0u; ky < conv.KH; ky++) {
-    let ny = i32(py + conv.PT) - i32(ky);
-    if (ny < 0 || ny % i32(conv.SH) != 0 || u32(ny) / conv.SH >= conv.OH) {
-      continue;
-    }
-    let oy = u32(ny) / conv.SH;
-    for (var kx = 0u; kx < conv.KW; kx++) {
-      let nx = i32(px + conv.PL) - i32(kx);
-      if (nx < 0 || nx % i32(conv.SW) != 0 || u32(nx) / conv.SW >= conv.OW) {
-        continue;
-      }
-      let ox = u32(nx) / conv.SW;
-      let at = ((b * conv.OH + oy) * conv.OW + ox) * ncols + (ky * conv.KW + kx) * conv.C + c0;
-      for (var j = 0u; j < n; j++) {
-        sum[j] += dcols[at + j];
+  var oy = i32(ty / conv.SH);
+  for (var ky = ky0; ky < conv.KH; ky += conv.SH) {
+    if (oy >= 0 && oy < i32(conv.OH)) {
+      var ox = i32(tx / conv.SW);
+      for (var kx = kx0; kx < conv.KW; kx += conv.SW) {
+        if (ox >= 0 && ox < i32(conv.OW)) {
+          let at = ((b * conv.OH + u32(oy)) * conv.OW + u32(ox)) * ncols + (ky * conv.KW + kx) * conv.C + c0;
+          // The group's n channels (repeating the last where n < 4: those lanes are not stored).
+          sum += vec4f(dcols[at], dcols[at + min(1u, last)], dcols[at + min(2u, last)], dcols[at + min(3u, last)]);
+        }
+        ox -= 1;
       }
     }
+    oy -= 1;
   }
   let base = ((b * conv.H + py) * conv.W + px) * conv.C + c0;
   for (var j = 0u; j < n; j++) {

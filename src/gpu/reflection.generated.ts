@@ -543,7 +543,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "im2col.wgsl": {
-    "fingerprint": "e48021e3",
+    "fingerprint": "1731e1f1",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "im2col": {
