@@ -5,8 +5,8 @@
 // no backward kernel of its own: both inputs receive dy (copy_or_add, or an alias).
 // Accumulate: with ACCUMULATE the writing kernels add to what the output holds (llm.c's +=), so a
 // tensor that fans out sums its gradients in place; each element has one writer, so no races.
-// Layout: every tensor flat, n elements, same shape (broadcasting is the planner's job). Dispatch: one
-// invocation per element, 2-D grid of WG-wide workgroups (lib/index.wgsl). Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG.
+// Layout: every tensor flat, n elements, same shape (broadcasting is the planner's job). Dispatch: ELEMENTS
+// elements per invocation, WG apart, on a 2-D grid of WG-wide workgroups (lib/index.wgsl). Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG.
 
 struct Params {
   n: u32,
@@ -26,41 +26,49 @@ override ACCUMULATE: bool = false;
 override WG: u32 = 64;
 
 @compute @workgroup_size(WG, 1, 1)
-fn add_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_index(gid, nwg, WG);
-  if (i < params.n) {
-    y[i] = a[i] + b[i];
-  }
-}
-
-@compute @workgroup_size(WG, 1, 1)
-fn multiply_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_index(gid, nwg, WG);
-  if (i < params.n) {
-    y[i] = a[i] * b[i];
-  }
-}
-
-@compute @workgroup_size(WG, 1, 1)
-fn multiply_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_index(gid, nwg, WG);
-  if (i < params.n) {
-    var g = dy[i] * other[i];
-    if (ACCUMULATE) {
-      g += dx[i];
+fn add_forward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  for (var j = 0u; j < ELEMENTS; j++) {
+    let i = element(lid, wid, nwg, WG, j);
+    if (i < params.n) {
+      y[i] = a[i] + b[i];
     }
-    dx[i] = g;
   }
 }
 
 @compute @workgroup_size(WG, 1, 1)
-fn copy_or_add(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_index(gid, nwg, WG);
-  if (i < params.n) {
-    var v = src[i];
-    if (ACCUMULATE) {
-      v += dst[i];
+fn multiply_forward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  for (var j = 0u; j < ELEMENTS; j++) {
+    let i = element(lid, wid, nwg, WG, j);
+    if (i < params.n) {
+      y[i] = a[i] * b[i];
     }
-    dst[i] = v;
+  }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn multiply_backward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  for (var j = 0u; j < ELEMENTS; j++) {
+    let i = element(lid, wid, nwg, WG, j);
+    if (i < params.n) {
+      var g = dy[i] * other[i];
+      if (ACCUMULATE) {
+        g += dx[i];
+      }
+      dx[i] = g;
+    }
+  }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn copy_or_add(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  for (var j = 0u; j < ELEMENTS; j++) {
+    let i = element(lid, wid, nwg, WG, j);
+    if (i < params.n) {
+      var v = src[i];
+      if (ACCUMULATE) {
+        v += dst[i];
+      }
+      dst[i] = v;
+    }
   }
 }

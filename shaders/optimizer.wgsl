@@ -7,7 +7,8 @@
 // sgd:  vel = momentum · vel − lr · g;  w += vel                      (Keras SGD)
 // adam: m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²;  w −= lr_t · m / (√v + ε)   (Keras/TF Adam;
 //       lr_t = lr · √(1−β2^t) / (1−β1^t) is computed on the host each step).
-// Dispatch: one invocation per element, 2-D grid of WG-wide workgroups. Overrides: WG.
+// Dispatch: ELEMENTS elements per invocation, WG apart, on a 2-D grid of WG-wide workgroups
+// (lib/index.wgsl). Overrides: WG.
 
 struct Sgd {
   n: u32,
@@ -35,27 +36,29 @@ struct Adam {
 override WG: u32 = 64;
 
 @compute @workgroup_size(WG, 1, 1)
-fn sgd(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_index(gid, nwg, WG);
-  if (i >= sgd_params.n) {
-    return;
+fn sgd(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  for (var j = 0u; j < ELEMENTS; j++) {
+    let i = element(lid, wid, nwg, WG, j);
+    if (i < sgd_params.n) {
+      let grad = g[i] + decay[i] * w[i];
+      let step = sgd_params.momentum * vel[i] - sgd_params.lr * grad;
+      vel[i] = step;
+      w[i] += step;
+    }
   }
-  let grad = g[i] + decay[i] * w[i];
-  let step = sgd_params.momentum * vel[i] - sgd_params.lr * grad;
-  vel[i] = step;
-  w[i] += step;
 }
 
 @compute @workgroup_size(WG, 1, 1)
-fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_index(gid, nwg, WG);
-  if (i >= adam_params.n) {
-    return;
+fn adam(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  for (var j = 0u; j < ELEMENTS; j++) {
+    let i = element(lid, wid, nwg, WG, j);
+    if (i < adam_params.n) {
+      let grad = g[i] + decay[i] * w[i];
+      let mi = adam_params.beta1 * m[i] + (1.0 - adam_params.beta1) * grad;
+      let vi = adam_params.beta2 * v[i] + (1.0 - adam_params.beta2) * grad * grad;
+      m[i] = mi;
+      v[i] = vi;
+      w[i] -= adam_params.lr_t * mi / (sqrt(vi) + adam_params.eps);
+    }
   }
-  let grad = g[i] + decay[i] * w[i];
-  let mi = adam_params.beta1 * m[i] + (1.0 - adam_params.beta1) * grad;
-  let vi = adam_params.beta2 * v[i] + (1.0 - adam_params.beta2) * grad * grad;
-  m[i] = mi;
-  v[i] = vi;
-  w[i] -= adam_params.lr_t * mi / (sqrt(vi) + adam_params.eps);
 }

@@ -17,6 +17,9 @@ export function activationCode(act: Activation | undefined): number {
 /** Workgroup width of the 1-D element-wise kernels (their `override WG`). */
 export const WG = 64;
 
+/** Elements per invocation of the element-wise kernels that walk several (lib/index.wgsl's ELEMENTS). */
+export const ELEMENTS = 4;
+
 /**
  * Matmul implementation: workgroup-memory tiles (GPUs), barrier-free register blocks (CPU drivers), or
  * register blocks shared across a subgroup of 8 or 4 SIMD lanes (CPU drivers that offer subgroups of
@@ -178,13 +181,13 @@ export const avgPoolBackward = (ctx: KernelContext, dy: Binding, dx: Binding, p:
 
 export async function activationForward(ctx: KernelContext, x: Binding, y: Binding, n: number, act: Activation, label = `${act}_forward`): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("activation.wgsl", "activation_forward", { WG, ACT: activationCode(act) });
-  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(n, WG), { n }, label);
+  return new Dispatch(ctx.kernels.device, k, { x, y }, grid1d(n, WG * ELEMENTS), { n }, label);
 }
 
 /** dx (+)= dy · act'(y), from the forward output y. */
 export async function activationBackward(ctx: KernelContext, y: Binding, dy: Binding, dx: Binding, n: number, act: Activation, label = `${act}_backward`, accumulate = false): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("activation.wgsl", "activation_backward", { WG, ACT: activationCode(act), ...accumulating(accumulate) });
-  return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG), { n }, label);
+  return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG * ELEMENTS), { n }, label);
 }
 
 /** Floats of a workgroup's block in bias_grad: about this many, so that a small gradient needs one pass. */
@@ -266,13 +269,13 @@ export interface ArenaIo {
 
 export async function sgdUpdate(ctx: KernelContext, io: ArenaIo & { vel: Binding }, n: number, lr: number, momentum: number, label = "sgd"): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("optimizer.wgsl", "sgd", { WG });
-  return new Dispatch(ctx.kernels.device, k, { w: io.w, g: io.g, decay: io.decay, vel: io.vel }, grid1d(n, WG), { n, lr, momentum }, label);
+  return new Dispatch(ctx.kernels.device, k, { w: io.w, g: io.g, decay: io.decay, vel: io.vel }, grid1d(n, WG * ELEMENTS), { n, lr, momentum }, label);
 }
 
 /** Adam step; call setUniforms({ lr_t }) on the result each step with the bias-corrected rate. */
 export async function adamUpdate(ctx: KernelContext, io: ArenaIo & { m: Binding; v: Binding }, n: number, h: { lr_t: number; beta1: number; beta2: number; eps: number }, label = "adam"): Promise<Dispatch> {
   const k = await ctx.kernels.kernel("optimizer.wgsl", "adam", { WG });
-  return new Dispatch(ctx.kernels.device, k, { w: io.w, g: io.g, decay: io.decay, m: io.m, v: io.v }, grid1d(n, WG), { n, ...h }, label);
+  return new Dispatch(ctx.kernels.device, k, { w: io.w, g: io.g, decay: io.decay, m: io.m, v: io.v }, grid1d(n, WG * ELEMENTS), { n, ...h }, label);
 }
 
 /** Adam's bias-corrected learning rate for 1-based step t (Keras/TF formulation). */

@@ -4,7 +4,7 @@ import type { ReflectionTable } from "./wgsl_source.ts";
 
 export const shaderReflection: ReflectionTable = {
   "activation.wgsl": {
-    "fingerprint": "3afa116f",
+    "fingerprint": "44077aee",
     "overrides": { "ACCUMULATE": false, "ACT": 0, "WG": 64 },
     "entries": {
       "activation_forward": {
@@ -144,7 +144,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "bias_grad.wgsl": {
-    "fingerprint": "50310a32",
+    "fingerprint": "ca700b77",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "bias_grad": {
@@ -198,7 +198,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "concat.wgsl": {
-    "fingerprint": "d22f32d1",
+    "fingerprint": "43dabd10",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "copy_slice": {
@@ -225,7 +225,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "data.wgsl": {
-    "fingerprint": "ed489cd4",
+    "fingerprint": "56587c43",
     "overrides": { "AUGMENT": false, "WG": 64 },
     "entries": {
       "gather_u8": {
@@ -414,7 +414,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "dropout.wgsl": {
-    "fingerprint": "87aa3104",
+    "fingerprint": "1f5f1353",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "dropout_forward": {
@@ -456,7 +456,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "elementwise.wgsl": {
-    "fingerprint": "5a2d5c89",
+    "fingerprint": "fed71d6e",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "add_forward": {
@@ -501,7 +501,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "global_pool.wgsl": {
-    "fingerprint": "7a94d036",
+    "fingerprint": "ae41098b",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "global_avg_pool_forward": {
@@ -543,7 +543,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "im2col.wgsl": {
-    "fingerprint": "1731e1f1",
+    "fingerprint": "06767a30",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "im2col": {
@@ -879,7 +879,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "optimizer.wgsl": {
-    "fingerprint": "67fa8416",
+    "fingerprint": "7fe17747",
     "overrides": { "WG": 64 },
     "entries": {
       "sgd": {

@@ -3,7 +3,7 @@
 // to its output (llm.c's +=) so that fan-out needs no summing pass.
 import { ConfigError } from "../errors.ts";
 import { Dispatch, grid1d, type Binding } from "../gpu/registry.ts";
-import { accumulating, WG, type KernelContext } from "../kernels.ts";
+import { accumulating, ELEMENTS, WG, type KernelContext } from "../kernels.ts";
 
 function checkCount(label: string, what: string, v: number): void {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ConfigError(`${label}: ${what} must be a non-negative 32-bit integer, got ${v}`);
@@ -12,7 +12,7 @@ function checkCount(label: string, what: string, v: number): void {
 async function elementwise(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, n: number, accumulate: boolean, label: string): Promise<Dispatch> {
   checkCount(label, "n", n);
   const k = await ctx.kernels.kernel("elementwise.wgsl", entry, { WG, ...accumulating(accumulate) });
-  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG), { n }, label);
+  return new Dispatch(ctx.kernels.device, k, buffers, grid1d(n, WG * ELEMENTS), { n }, label);
 }
 
 /** y (n) = a + b. */

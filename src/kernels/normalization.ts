@@ -25,6 +25,9 @@ function checkSize(label: string, sizes: Record<string, number>): void {
  * A 64-invocation workgroup as (lanes along an axis, lanes across rows): the axis gets the power of two
  * that covers it, at most `cap`, so a short axis leaves its lanes to rows instead of idling them.
  */
+/** Rows each invocation of batch_norm_normalize (and _inference) walks. */
+const NORMALIZE_ROWS = 8;
+
 function tile(size: number, cap: number): [number, number] {
   const lanes = Math.min(cap, 2 ** Math.ceil(Math.log2(size)));
   return [lanes, 64 / lanes];
@@ -93,7 +96,9 @@ export async function batchNormForward(ctx: KernelContext, io: BatchNormIo, g: B
   const u = bnUniforms(label, g);
   const kernels = ctx.kernels;
   const [WG_C, WG_R] = tile(g.C, 16);
-  const rowGroups = Math.min(Math.ceil(g.R / WG_R), 65535);
+  // Each invocation walks NORMALIZE_ROWS rows, so its channel's four parameters are loaded once per that
+  // many elements, not once per element (on CPU adapters a load costs more than the arithmetic).
+  const rowGroups = Math.min(Math.ceil(g.R / (WG_R * NORMALIZE_ROWS)), 65535);
   const { x, gamma, beta, y, movingMean: moving_mean, movingVar: moving_var } = io;
   if (!training) {
     const k = await kernels.kernel("batch_norm.wgsl", "batch_norm_inference", { WG_C, WG_R });
