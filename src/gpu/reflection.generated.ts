@@ -879,7 +879,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "optimizer.wgsl": {
-    "fingerprint": "7fe17747",
+    "fingerprint": "5465b8b0",
     "overrides": { "WG": 64 },
     "entries": {
       "sgd": {
