@@ -9,6 +9,8 @@ fn linear_index(gid: vec3u, num_workgroups: vec3u, wg_x: u32) -> u32 {
 // which CPU drivers unroll, since an invocation of its own costs them about as much as a few loads
 // (lavapipe, ReLU over 602,112 elements: 3.2–4.1 ms at one element per invocation, 1.5–2.1 at four).
 // Such a kernel is dispatched with grid1d(n, WG · ELEMENTS) (src/kernels.ts's ELEMENTS is the same).
+// Unrolling costs compile time at the first dispatch: kernels with a long body (SGD, Adam) bound the
+// loop so that it is not unrolled (see optimizer.wgsl).
 const ELEMENTS = 4u;
 
 // The invocation's j-th element (j < ELEMENTS) on a 2-D grid of wg-wide workgroups.
