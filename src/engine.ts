@@ -12,8 +12,8 @@ export interface EngineOptions extends GpuOptions {
    * Matmul implementation. "auto" (default): the variant measured fastest on this adapter, timed once
    * and cached per adapter (a file under ~/.cache/gradwgsl in Node, localStorage in the browser).
    * "tiled", "direct", "subgroup8" or "subgroup4" pins one (a subgroup kernel needs an adapter whose
-   * subgroups have exactly that many lanes); "guess" skips measuring (on CPU adapters the subgroup
-   * kernel where one can run, else direct; tiled on GPUs).
+   * subgroups have exactly that many lanes); "guess" skips measuring and checking (direct on CPU
+   * adapters, tiled on GPUs: a subgroup kernel is only chosen after its product was checked).
    */
   matmul?: MatmulVariant | "auto" | "guess";
   /** Fill every new output buffer with NaN, so an element a kernel forgets to write shows up (tests). */
@@ -45,8 +45,7 @@ export class Engine implements KernelContext {
   ) {
     this.kernels = new KernelRegistry(gpu.device);
     const m = options.matmul ?? "auto";
-    const can = this.matmulVariants;
-    this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? (can.find((v) => v.startsWith("subgroup")) ?? "direct") : "tiled") : m;
+    this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
   }
 
   /** The matmul variants this device can run. */
