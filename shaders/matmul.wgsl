@@ -17,11 +17,11 @@
 //                   drivers run invocations as SIMD lanes, where loads cost most and 64 accumulators
 //                   per 16 loads pay. grid = (ceil(N / (8·WG_X)), ceil(M / (8·WG_Y)), splits).
 // Split-K: with grid z = S > 1, workgroup z sums only k in [z·k_chunk, (z+1)·k_chunk) and writes its
-// partial C to c[z·M·N ..]; matmul_reduce then adds the S partials. A product with a tiny output and a
+// partial C to c[z·M·N ..]; sum_splits.wgsl then adds the S partials. A product with a tiny output and a
 // long K (a convolution's dW) would otherwise run on one workgroup. Epilogues need S = 1.
 // Accumulate: with ACCUMULATE the result (after the epilogue) is added to what C holds instead of
 // replacing it, so the backward passes of a tensor's consumers sum its gradient in place (llm.c's +=)
-// and fan-out needs no extra pass. Split-K partials never accumulate; matmul_reduce honours the flag.
+// and fan-out needs no extra pass. Split-K partials never accumulate; their sum (sum_splits.wgsl) honours the flag.
 // Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG_X, WG_Y (workgroup shape), BK (tile depth, tiled only).
 
 override WG_X: u32 = 8;
@@ -146,26 +146,4 @@ fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   for (var i = 0u; i < 16u; i++) {
     store4(split, m0 + (i / 2u) * WG_Y, select(n0, n1, (i & 1u) == 1u), WG_X, results[i]);
   }
-}
-
-// Split-K reduction: total (M, N) (+)= Σ_z partials[z] (S = splits), summed in z order so the result is
-// deterministic. One invocation per output element, grid (ceil(M·N / (WG_X·WG_Y)), 1, 1).
-@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(6) var<storage, read_write> total: array<f32>;
-
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_reduce(@builtin(local_invocation_index) lidx: u32, @builtin(workgroup_id) wid: vec3u) {
-  let i = wid.x * WG_X * WG_Y + lidx;
-  let mn = params.M * params.N;
-  if (i >= mn) {
-    return;
-  }
-  var sum = 0.0;
-  for (var z = 0u; z < params.splits; z++) {
-    sum += partials[z * mn + i];
-  }
-  if (ACCUMULATE) {
-    sum += total[i];
-  }
-  total[i] = sum;
 }

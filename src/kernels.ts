@@ -115,11 +115,14 @@ export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c
   if (splits <= 1) return [await matmul(ctx, a, b, c, s, label)];
   if (s.bias || (s.act ?? "linear") !== "linear") throw new ConfigError(`${label}: split-K products cannot fuse a bias or activation`);
   const partial = await matmul(ctx, a, b, partials, { ...s, accumulate: false }, `${label} (split-K)`, splits);
-  const rk = await ctx.kernels.kernel("matmul.wgsl", "matmul_reduce", { WG_X: WG, WG_Y: 1, ...accumulating(s.accumulate) });
-  const grid: [number, number, number] = [Math.ceil((s.M * s.N) / WG), 1, 1];
   const kChunk = Math.ceil(s.K / splits);
-  const u = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits: Math.ceil(s.K / kChunk), a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0 };
-  return [partial, new Dispatch(ctx.kernels.device, rk, { partials, total: c }, grid, u, `${label} (sum of splits)`)];
+  return [partial, await sumSplits(ctx, partials, c, s.M * s.N, Math.ceil(s.K / kChunk), s.accumulate ?? false, `${label} (sum of splits)`)];
+}
+
+/** total (n) (+)= Σ_s partials[s], the second pass of split-K matmul and of bias_grad's row chunks. */
+export async function sumSplits(ctx: KernelContext, partials: Binding, total: Binding, n: number, splits: number, accumulate: boolean, label = "sum_splits"): Promise<Dispatch> {
+  const k = await ctx.kernels.kernel("sum_splits.wgsl", "sum_splits", { WG, ...accumulating(accumulate) });
+  return new Dispatch(ctx.kernels.device, k, { partials, total }, grid1d(n, WG, gridLimit(ctx)), { n, splits }, label);
 }
 
 /** cols (B·OH·OW, KH·KW·C) from x (B, H, W, C). */
@@ -224,18 +227,14 @@ export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | un
   const layout = biasGradLayout(R, N, gridLimit(ctx));
   const split = db !== undefined && layout.splits > 1;
   if (split && !partials) throw new ConfigError(`${label}: a (${R}, ${N}) bias gradient needs ${layout.splits * N} floats of partial sums`);
-  const constants = { WG, ...accumulating(db && accumulate) };
-  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", split ? { WG } : constants);
+  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", split ? { WG } : { WG, ...accumulating(db && accumulate) });
   const { placeholder, placeholderOut } = ctx.kernels;
   const buffers = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: split ? partials! : (db ?? placeholderOut) };
   const uniforms = { R, N, act, has_db: db ? 1 : 0, ...layout };
   const grid: [number, number, number] = [Math.ceil(N / layout.cols), layout.splits, 1];
   if (grid[0] > gridLimit(ctx)) throw new ConfigError(`${label}: ${N} columns are more than bias_grad covers (${gridLimit(ctx) * layout.cols})`);
   const out = [new Dispatch(ctx.kernels.device, k, buffers, grid, uniforms, label)];
-  if (split) {
-    const r = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad_reduce", constants);
-    out.push(new Dispatch(ctx.kernels.device, r, { partials: partials!, db: db! }, grid1d(N, WG, gridLimit(ctx)), uniforms, `${label} (sum of row chunks)`));
-  }
+  if (split) out.push(await sumSplits(ctx, partials!, db!, N, layout.splits, accumulate, `${label} (sum of row chunks)`));
   return out;
 }
 

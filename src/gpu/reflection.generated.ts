@@ -144,7 +144,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "bias_grad.wgsl": {
-    "fingerprint": "ca700b77",
+    "fingerprint": "431b66e9",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "bias_grad": {
@@ -154,29 +154,6 @@ export const shaderReflection: ReflectionTable = {
           { "name": "act_y", "binding": 2, "type": "storage" },
           { "name": "dz", "binding": 3, "type": "storage" },
           { "name": "db", "binding": 4, "type": "storage" },
-        ],
-        "uniform": {
-          "name": "params",
-          "struct": "Params",
-          "size": 32,
-          "members": {
-            "R": { "offset": 0, "type": "u32" },
-            "N": { "offset": 4, "type": "u32" },
-            "act": { "offset": 8, "type": "u32" },
-            "has_db": { "offset": 12, "type": "u32" },
-            "cols": { "offset": 16, "type": "u32" },
-            "sub": { "offset": 20, "type": "u32" },
-            "chunk": { "offset": 24, "type": "u32" },
-            "splits": { "offset": 28, "type": "u32" },
-          },
-        },
-        "workgroupSize": ["WG", 1, 1],
-      },
-      "bias_grad_reduce": {
-        "bindings": [
-          { "name": "params", "binding": 0, "type": "uniform" },
-          { "name": "db", "binding": 4, "type": "storage" },
-          { "name": "partials", "binding": 5, "type": "storage" },
         ],
         "uniform": {
           "name": "params",
@@ -729,7 +706,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul.wgsl": {
-    "fingerprint": "eda800fe",
+    "fingerprint": "6d26bfc7",
     "overrides": { "WG_X": 8, "WG_Y": 8, "BK": 8, "ACCUMULATE": false },
     "entries": {
       "matmul_tiled": {
@@ -767,32 +744,6 @@ export const shaderReflection: ReflectionTable = {
           { "name": "b", "binding": 2, "type": "storage" },
           { "name": "bias", "binding": 3, "type": "storage" },
           { "name": "c", "binding": 4, "type": "storage" },
-        ],
-        "uniform": {
-          "name": "params",
-          "struct": "Params",
-          "size": 44,
-          "members": {
-            "M": { "offset": 0, "type": "u32" },
-            "N": { "offset": 4, "type": "u32" },
-            "K": { "offset": 8, "type": "u32" },
-            "k_chunk": { "offset": 12, "type": "u32" },
-            "splits": { "offset": 16, "type": "u32" },
-            "a_m": { "offset": 20, "type": "u32" },
-            "a_k": { "offset": 24, "type": "u32" },
-            "b_k": { "offset": 28, "type": "u32" },
-            "b_n": { "offset": 32, "type": "u32" },
-            "has_bias": { "offset": 36, "type": "u32" },
-            "act": { "offset": 40, "type": "u32" },
-          },
-        },
-        "workgroupSize": ["WG_X", "WG_Y", 1],
-      },
-      "matmul_reduce": {
-        "bindings": [
-          { "name": "params", "binding": 0, "type": "uniform" },
-          { "name": "partials", "binding": 5, "type": "storage" },
-          { "name": "total", "binding": 6, "type": "storage" },
         ],
         "uniform": {
           "name": "params",
@@ -1168,6 +1119,26 @@ export const shaderReflection: ReflectionTable = {
             "K": { "offset": 4, "type": "u32" },
             "n_valid": { "offset": 8, "type": "u32" },
           },
+        },
+        "workgroupSize": ["WG", 1, 1],
+      },
+    },
+  },
+  "sum_splits.wgsl": {
+    "fingerprint": "3dc49e6b",
+    "overrides": { "ACCUMULATE": false, "WG": 64 },
+    "entries": {
+      "sum_splits": {
+        "bindings": [
+          { "name": "params", "binding": 0, "type": "uniform" },
+          { "name": "partials", "binding": 1, "type": "storage" },
+          { "name": "total", "binding": 2, "type": "storage" },
+        ],
+        "uniform": {
+          "name": "params",
+          "struct": "Params",
+          "size": 8,
+          "members": { "n": { "offset": 0, "type": "u32" }, "splits": { "offset": 4, "type": "u32" } },
         },
         "workgroupSize": ["WG", 1, 1],
       },

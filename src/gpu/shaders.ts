@@ -21,6 +21,7 @@ import matmulSubgroup from "../../shaders/matmul_subgroup.wgsl?raw";
 import optimizer from "../../shaders/optimizer.wgsl?raw";
 import pool from "../../shaders/pool.wgsl?raw";
 import softmaxXent from "../../shaders/softmax_xent.wgsl?raw";
+import sumSplits from "../../shaders/sum_splits.wgsl?raw";
 
 /** Every shader file by its path under shaders/. */
 export const shaderSources: Readonly<Record<string, string>> = {
@@ -46,6 +47,7 @@ export const shaderSources: Readonly<Record<string, string>> = {
   "optimizer.wgsl": optimizer,
   "pool.wgsl": pool,
   "softmax_xent.wgsl": softmaxXent,
+  "sum_splits.wgsl": sumSplits,
 };
 
 export type ShaderFile = Exclude<keyof typeof shaderSources, `lib/${string}`>;
