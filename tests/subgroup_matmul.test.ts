@@ -4,6 +4,7 @@
 // fused epilogue, accumulation and split-K.
 import { afterAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/engine.ts";
+import { variantWorks } from "../src/tuning.ts";
 import * as K from "../src/kernels.ts";
 import * as ops from "../src/ops.ts";
 import * as ref from "./reference/cpu.ts";
@@ -26,6 +27,16 @@ describe.each(DRIVERS)("subgroup matmul on $adapter", ({ adapter, variant }) => 
     const e = await get();
     expect(e.matmulVariants.filter((v) => v.startsWith("subgroup"))).toEqual([variant]);
     expect(e.matmulVariant).toBe(variant);
+  });
+
+  // Tuning's check must catch a subgroup kernel run on subgroups of another size (its broadcasts then
+  // name lanes that are not there, or leave some out): the kernel for the other size, forced onto this
+  // driver, fails it, and the right one passes.
+  it("tuning's product check fails the kernel written for the other subgroup size", async () => {
+    const e = await get();
+    const other = variant === "subgroup8" ? "subgroup4" : "subgroup8";
+    expect(await variantWorks(e.kernels, variant)).toBe(true);
+    expect(await variantWorks(e.kernels, other)).toBe(false);
   });
 
   // One block, several blocks ragged in every dimension, a long K, a wide N.
