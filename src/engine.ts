@@ -64,7 +64,7 @@ export class Engine implements KernelContext {
       throw new ConfigError(`Engine.create: matmul "${m}" cannot run on ${describeAdapter(gpu.report)}: it needs the "subgroups" feature with subgroups of exactly ${m.slice(8) || "?"} lanes (this adapter: ${gpu.report.subgroupSizes?.join("–") ?? "no subgroup size reported"}). Use "auto", or one of ${can.join(", ")}.`);
     }
     const engine = new Engine(gpu, options);
-    if ((options.matmul ?? "auto") === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report, engine.matmulVariants)).variant;
+    if (m === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report, can)).variant;
     return engine;
   }
 

@@ -73,9 +73,8 @@ export class Plan {
   private arena!: GPUBuffer;
   private readonly slots: Slot[] = [];
   private readonly perStep: { d: Dispatch; values: (s: StepInfo) => Record<string, number>; last?: Record<string, number> }[] = [];
-  private readonly gathers = new Map<Dataset, Dispatch[]>();
-  /** Gathers that augment, and the seed each mixes with the step's. */
-  private readonly augmenting = new Map<Dispatch, number>();
+  /** Each dataset's gathers; one that augments carries the seed it mixes with each step's. */
+  private readonly gathers = new Map<Dataset, { d: Dispatch; salt?: number }[]>();
   private readonly checkedModes = new Set<string>();
   /** Batch inputs and targets, and the model output as predict() copies it. */
   private xSlots: Slot[] = [];
@@ -284,7 +283,7 @@ export class Plan {
     return this.activations.get(t)?.binding;
   }
 
-  private async gathersFor(ds: Dataset): Promise<Dispatch[]> {
+  private async gathersFor(ds: Dataset): Promise<{ d: Dispatch; salt?: number }[]> {
     let gs = this.gathers.get(ds);
     if (!gs) {
       const e = this.engine;
@@ -294,11 +293,10 @@ export class Plan {
         const shape = this.o.graph.inputs[i]!.shape;
         // Training plans augment image inputs (H, W, C) of a dataset that asks for it; evaluation never does.
         const augment = this.training && ds.augment && shape.length === 3 ? { ...ds.augment, image: shape as [number, number, number] } : undefined;
-        const g = await K.gather(e, { order: ds.order, source: x.buffer, out: this.xSlots[i]!.binding! }, x.kind, { ...h, row: x.row, scale: x.scale }, `gather ${this.o.graph.inputs[i]!.name}`, augment);
-        if (augment) this.augmenting.set(g, augment.seed);
-        gs.push(g);
+        const d = await K.gather(e, { order: ds.order, source: x.buffer, out: this.xSlots[i]!.binding! }, x.kind, { ...h, row: x.row, scale: x.scale }, `gather ${this.o.graph.inputs[i]!.name}`, augment);
+        gs.push({ d, salt: augment?.seed });
       }
-      if (ds.targets) gs.push(await K.gather(e, { order: ds.order, source: ds.targets.buffer, out: this.ySlot.binding! }, ds.targets.kind, { ...h, row: ds.targets.row, scale: 1 }, "gather targets"));
+      if (ds.targets) gs.push({ d: await K.gather(e, { order: ds.order, source: ds.targets.buffer, out: this.ySlot.binding! }, ds.targets.kind, { ...h, row: ds.targets.row, scale: 1 }, "gather targets") });
       this.gathers.set(ds, gs);
     }
     return gs;
@@ -318,10 +316,7 @@ export class Plan {
     if (mode !== "predict" && !ds.targets) throw new ConfigError(`${mode}: the dataset has no targets`);
     // Known gathers are taken without an await, so a warm step submits before step() returns.
     const gs = this.gathers.get(ds) ?? (await this.gathersFor(ds));
-    for (const g of gs) {
-      const salt = this.augmenting.get(g);
-      g.setUniforms(salt === undefined ? { offset, count: nValid } : { offset, count: nValid, seed: mix(seed, salt) });
-    }
+    for (const { d, salt } of gs) d.setUniforms(salt === undefined ? { offset, count: nValid } : { offset, count: nValid, seed: mix(seed, salt) });
     if (mode !== "predict") this.loss.setUniforms({ n_valid: nValid });
     const info = { nValid, seed };
     for (const p of this.perStep) {
@@ -340,11 +335,11 @@ export class Plan {
     this.record(gs, mode, !!ds.targets, after);
   }
 
-  private record(gs: Dispatch[], mode: "train" | "eval" | "predict", targets: boolean, after?: (encoder: GPUCommandEncoder) => void): void {
+  private record(gs: readonly { d: Dispatch }[], mode: "train" | "eval" | "predict", targets: boolean, after?: (encoder: GPUCommandEncoder) => void): void {
     const encoder = this.engine.device.createCommandEncoder({ label: `${mode} step` });
     const pass = encoder.beginComputePass({ label: `${mode} step` });
     const inputs = targets ? gs.length - 1 : gs.length;
-    gs.forEach((g, i) => (i < inputs || mode !== "predict") && g.encode(pass));
+    gs.forEach((g, i) => (i < inputs || mode !== "predict") && g.d.encode(pass));
     for (const d of this.forward) d.encode(pass);
     if (mode !== "predict") this.loss.encode(pass);
     if (mode === "predict") this.probs?.encode(pass);
@@ -364,15 +359,12 @@ export class Plan {
 
   /** Drops the gathers of a dataset that is being released. */
   forget(ds: Dataset): void {
-    for (const g of this.gathers.get(ds) ?? []) {
-      this.augmenting.delete(g);
-      g.destroy();
-    }
+    for (const g of this.gathers.get(ds) ?? []) g.d.destroy();
     this.gathers.delete(ds);
   }
 
   destroy(): void {
-    for (const d of [...this.forward, ...this.backward, this.loss, this.probs, ...[...this.gathers.values()].flat()]) d?.destroy();
+    for (const d of [...this.forward, ...this.backward, this.loss, this.probs, ...[...this.gathers.values()].flat().map((g) => g.d)]) d?.destroy();
     this.gathers.clear();
     this.arena?.destroy();
   }
