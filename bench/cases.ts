@@ -1,11 +1,13 @@
 // Benchmark cases, each measured for this engine and for TensorFlow.js (WebGPU backend) on the same
 // adapter in the same run. Shared by the browser page (puppeteer) and the Node runner (Dawn).
 import type * as TF from "@tensorflow/tfjs";
+import type * as Jax from "@jax-js/jax";
 import { Engine } from "../src/engine.ts";
 import { BufferUsage, MapMode } from "../src/gpu/flags.ts";
 import { Dispatch } from "../src/gpu/registry.ts";
 import * as K from "../src/kernels.ts";
 import { RESNET_WIDTHS, referenceCnn, residualNet } from "../src/index.ts";
+import { jaxTrainer, type JaxDevice } from "./jax.ts";
 
 export interface Stats {
   median: number;
@@ -24,11 +26,15 @@ export interface CaseResult {
   /** The same figure from GPU time alone (timestamp queries), where the adapter offers timestamp-query. */
   oursGpu?: Stats;
   tfjsGpu?: Stats;
+  /** jax-js (@jax-js/jax) on its WebGPU and Wasm devices, where the case has a jax-js side. */
+  jax?: Partial<Record<JaxDevice, Stats>>;
   note?: string;
 }
 
 export interface BenchEnv {
   tf?: typeof TF;
+  /** jax-js and the devices to measure it on (Node has no WebGPU device in jax-js). */
+  jax?: { module: typeof Jax; devices: JaxDevice[]; threads: string };
   log: (line: string) => void;
   reps: number;
   /** Creates a fresh engine (a new device, so no pipeline is cached yet). */
@@ -362,6 +368,26 @@ async function perBatch(env: BenchEnv, engine: Engine): Promise<CaseResult[]> {
     for (const t of [...tx, ...ty]) t.dispose();
     m.dispose();
     a.tfjs = rate(theirs);
+  }
+  if (env.jax) {
+    const batches = xs.map((x, i) => ({ x: Float32Array.from(x, (v) => v / 255), y: Int32Array.from(ys[i]!) }));
+    for (const device of env.jax.devices) {
+      const jt = await jaxTrainer(env.jax.module, device, batches);
+      const reps = Math.min(env.reps, 5);
+      const perCall = await time(reps, async () => {
+        for (let i = 0; i < steps; i++) await jt.step(i, true);
+      });
+      const piped = await time(reps, async () => {
+        for (let i = 0; i < steps; i++) await jt.step(i, false);
+        await jt.settle();
+      });
+      jt.dispose();
+      (a.jax ??= {})[device] = rate(perCall);
+      (p.jax ??= {})[device] = rate(piped);
+    }
+    const jaxNote = `jax-js ${env.jax.devices.join(" and ")}: the same CNN and Adam as one jit()-compiled step (bench/jax.ts), batches uploaded ahead; awaited reads the loss each step, pipelined waits on the parameters after the last; its Wasm device ran ${env.jax.threads}`;
+    a.note = jaxNote;
+    p.note = `${p.note}; ${jaxNote}`;
   }
   return [a, p];
 }

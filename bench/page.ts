@@ -2,6 +2,7 @@
 // leaves the results on window.__bench for the puppeteer runner.
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
+import * as jax from "@jax-js/jax";
 import { Engine } from "../src/engine.ts";
 import { CASES, runCases, type CaseName } from "./cases.ts";
 import { syntheticBatch } from "./data.ts";
@@ -20,7 +21,10 @@ try {
   probe.dispose();
   await tf.setBackend("webgpu");
   await tf.ready();
-  const results = await runCases({ tf, log, reps, engine: () => Engine.create(), batch: syntheticBatch(Number(q.get("batches") ?? 4)) }, cases);
+  // jax-js's Wasm device runs one worker per core when the page is cross-origin isolated (the runner
+  // serves it so), otherwise on the page's thread alone.
+  const threads = crossOriginIsolated ? `on ${navigator.hardwareConcurrency} worker threads (page cross-origin isolated)` : "single-threaded (page not cross-origin isolated)";
+  const results = await runCases({ tf, jax: { module: jax, devices: ["webgpu", "wasm"], threads }, log, reps, engine: () => Engine.create(), batch: syntheticBatch(Number(q.get("batches") ?? 4)) }, cases);
   w.__bench = { adapter, runtime: navigator.userAgent, cases: results };
 } catch (e) {
   w.__benchError = (e as Error).stack ?? String(e);

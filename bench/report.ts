@@ -13,13 +13,30 @@ export interface BenchRun {
 
 const fmt = (v: number | undefined) => (v === undefined ? "—" : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(3));
 
+type Stats = CaseResult["ours"];
+const spread = (s: Stats) => (s ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)}, n=${s.n})` : "—");
+/** Ours over theirs, oriented so that > 1 means this engine is faster. */
+function ratio(c: CaseResult, theirs: Stats): string {
+  if (!c.ours || !theirs) return "—";
+  return `${(c.higherIsBetter ? c.ours.median / theirs.median : theirs.median / c.ours.median).toFixed(2)}×`;
+}
+
 export function markdown(run: BenchRun): string {
   const rows = run.cases.map((c) => {
-    const ratio = c.ours && c.tfjs ? (c.higherIsBetter ? c.ours.median / c.tfjs.median : c.tfjs.median / c.ours.median) : undefined;
-    const spread = (s: CaseResult["ours"]) => (s ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)}, n=${s.n})` : "—");
-    const gpu = (v: CaseResult["ours"]) => (v ? fmt(v.median) : "—");
-    return `| ${c.name} | ${c.unit} | ${spread(c.ours)} | ${spread(c.tfjs)} | ${ratio === undefined ? "—" : `${ratio.toFixed(2)}×`} | ${gpu(c.oursGpu)} | ${gpu(c.tfjsGpu)} |`;
+    const gpu = (v: Stats) => (v ? fmt(v.median) : "—");
+    return `| ${c.name} | ${c.unit} | ${spread(c.ours)} | ${spread(c.tfjs)} | ${ratio(c, c.tfjs)} | ${gpu(c.oursGpu)} | ${gpu(c.tfjsGpu)} |`;
   });
+  const jaxCases = run.cases.filter((c) => c.jax);
+  const jax = jaxCases.length
+    ? [
+        "Against jax-js (@jax-js/jax) in the same run, ratios oriented as above:",
+        "",
+        "| case | unit | this engine | jax-js WebGPU | ratio | jax-js Wasm | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        ...jaxCases.map((c) => `| ${c.name} | ${c.unit} | ${spread(c.ours)} | ${spread(c.jax?.webgpu)} | ${ratio(c, c.jax?.webgpu)} | ${spread(c.jax?.wasm)} | ${ratio(c, c.jax?.wasm)} |`),
+        "",
+      ]
+    : [];
   return [
     `# Benchmark ${run.date}`,
     "",
@@ -33,6 +50,7 @@ export function markdown(run: BenchRun): string {
     "| --- | --- | --- | --- | --- | --- | --- |",
     ...rows,
     "",
+    ...jax,
     ...run.cases.filter((c) => c.note).map((c) => `- ${c.name}: ${c.note}`),
     "",
   ].join("\n");

@@ -1,5 +1,6 @@
-// npm run bench: the benchmark cases for this engine and TensorFlow.js 4.22 (WebGPU backend) on the
-// same adapter, in headless Chromium through puppeteer (default) or in Node through Dawn (--node).
+// npm run bench: the benchmark cases for this engine, TensorFlow.js 4.22 (WebGPU backend) and jax-js
+// (WebGPU and Wasm, in the per-batch case) on the same adapter, in headless Chromium through puppeteer
+// (default) or in Node through Dawn (--node).
 // Writes bench/results/<date>.json and .md.
 import os from "node:os";
 import { parseArgs } from "node:util";
@@ -45,14 +46,19 @@ async function inNode(): Promise<Omit<BenchRun, "date" | "machine">> {
   await tf.setBackend("webgpu");
   await tf.ready();
   const mnist = cases.includes("time-to-97") ? await (await import("../src/data/mnist.ts")).loadMnist() : undefined;
-  const results = await runCases({ tf, log, reps, engine: () => Engine.create(icd ? { adapter: "auto" } : {}), batch: syntheticBatch(Number(a.batches)), mnist }, cases);
+  // jax-js has no WebGPU device in Node, and its Wasm device runs on this thread alone there.
+  const jax = { module: await import("@jax-js/jax"), devices: ["wasm" as const], threads: "single-threaded (Node)" };
+  const results = await runCases({ tf, jax, log, reps, engine: () => Engine.create(icd ? { adapter: "auto" } : {}), batch: syntheticBatch(Number(a.batches)), mnist }, cases);
   return { runtime: `Node ${process.version}, Dawn (webgpu npm package)`, adapter, cases: results };
 }
+
+/** Cross-origin isolation gives the page SharedArrayBuffer, which jax-js's Wasm device needs for its worker threads. */
+const ISOLATED = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
 
 async function inBrowser(): Promise<Omit<BenchRun, "date" | "machine">> {
   const { createServer } = await import("vite");
   const puppeteer = (await import("puppeteer")).default;
-  const server = await createServer({ configFile: "vite.config.ts", server: { port: 0, host: "127.0.0.1" }, logLevel: "warn", optimizeDeps: { include: ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-webgpu"] } });
+  const server = await createServer({ configFile: "vite.config.ts", server: { port: 0, host: "127.0.0.1", headers: ISOLATED }, logLevel: "warn", optimizeDeps: { include: ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-webgpu", "@jax-js/jax"] } });
   await server.listen();
   const address = server.httpServer!.address() as { port: number };
   const browser = await puppeteer.launch({
