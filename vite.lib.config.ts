@@ -19,13 +19,13 @@ export default defineConfig({
   publicDir: false,
   plugins: [minifiedWgsl],
   build: {
-    lib: { entry: "src/index.ts", formats: ["es"], fileName: "index" },
+    lib: { entry: { index: "src/index.ts", io: "src/entry/io.ts", ops: "src/entry/ops.ts", data: "src/entry/data.ts" }, formats: ["es"] },
     outDir: "dist/lib",
     emptyOutDir: true,
     target: "es2022",
     minify: true,
     sourcemap: true,
     // Vite leaves whitespace in ES library builds; minify fully (pure annotations are kept).
-    rolldownOptions: { external: ["webgpu", /^node:/], output: { minify: { compress: { keepNames: { function: false, class: true } }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
+    rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { minify: { compress: { keepNames: { function: false, class: true } }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
   },
 });

@@ -3,7 +3,8 @@
 // is in playground_worker.ts; this thread only draws what its frames carry, so it stays responsive.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { TOY_DATASETS, toyDataset, type AdapterReport, type ToyName } from "../src/index.ts";
+import type { AdapterReport } from "../src/index.ts";
+import { TOY_DATASETS, toyDataset, type ToyName } from "../src/entry/data.ts";
 import { EXTENT, FEATURES, GRID, POINTS, parameterCount, type FromWorker, type HiddenActivation, type Live, type Setup, type ToWorker } from "./playground_protocol.ts";
 import "./header.css";
 import "./playground.css";

@@ -1,6 +1,7 @@
 // The playground page's settings, its messages to and from its worker, and what both sides (and the
 // end-to-end test) must agree on: the grid the decision boundary is predicted on and the feature list.
-import type { AdapterReport, BinaryReport, ToyName } from "../src/index.ts";
+import type { AdapterReport } from "../src/index.ts";
+import type { BinaryReport, ToyName } from "../src/entry/data.ts";
 
 /** The boundary is predicted on GRID × GRID points spanning [−EXTENT, EXTENT]² (the toy data, noise 0.1, lies within ±1.3). */
 export const GRID = 64;

@@ -1,7 +1,8 @@
 // The playground's worker: owns the engine, the toy data and the small classifier, trains it with
 // trainOnBatch, and every FRAME_MS sends a frame whose numbers all come from one predictOnBatch call on
 // the GPU: the GRID × GRID boundary, then the training points, then the test points.
-import { binaryReport, Dense, Engine, fiveFeatures, Sequential, toyDataset } from "../src/index.ts";
+import { Dense, Engine, Sequential } from "../src/index.ts";
+import { binaryReport, fiveFeatures, toyDataset } from "../src/entry/data.ts";
 import { FEATURES, GRID, gridPoint, POINTS, type FromWorker, type Live, type Setup, type ToWorker } from "./playground_protocol.ts";
 
 /** Optimizer steps submitted back to back before one is awaited; frames at most this often. */

@@ -3,7 +3,9 @@
 // test-image grid, filters, feature maps, kernel timings, weight files) is a job run between training
 // steps, or at once when nothing trains; while the pad is in use at most one step is queued, so a drawing
 // is read after at most one step.
-import { DataError, Engine, loadSafetensors, ops, parseIdx, saveSafetensors, type Logs, type Sequential } from "../src/index.ts";
+import { DataError, Engine, type Logs, type Sequential } from "../src/index.ts";
+import { loadSafetensors, parseIdx, saveSafetensors } from "../src/entry/io.ts";
+import * as ops from "../src/entry/ops.ts";
 import { cnn } from "./model.ts";
 import { GRID, MNIST_URLS, TRAIN_CHUNK, TRAIN_MAX, TRAINED_WEIGHTS, VALIDATION, type FromWorker, type Settings, type State, type ToWorker } from "./protocol.ts";
 import { canonicalNames, matchWeights } from "./weights.ts";

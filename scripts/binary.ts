@@ -3,7 +3,8 @@
 // the held-out accuracy, precision, recall, F1 and confusion counts.
 //   npm run example:binary -- [--dataset moons|circles|xor|spirals|all] [--epochs N] [--noise F] [--seed N]
 import { parseArgs } from "node:util";
-import { binaryReport, Dense, fiveFeatures, Sequential, TOY_DATASETS, toyDataset, type ToyName } from "../src/index.ts";
+import { Dense, Sequential } from "../src/index.ts";
+import { binaryReport, fiveFeatures, TOY_DATASETS, toyDataset, type ToyName } from "../src/entry/data.ts";
 
 const { values: a } = parseArgs({
   options: {

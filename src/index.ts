@@ -1,7 +1,6 @@
 // Public entry point of the library.
 export { Engine, type EngineOptions } from "./engine.ts";
 export { Tensor, type DType } from "./engine.ts";
-export * as ops from "./ops.ts";
 export * from "./errors.ts";
 export { acquireGpu, type AdapterReport, type Gpu, type GpuOptions } from "./gpu/device.ts";
 export { KernelRegistry, Kernel, Dispatch } from "./gpu/registry.ts";
@@ -31,9 +30,4 @@ export type { Logs } from "./train/metrics.ts";
 export type { KernelTime } from "./train/profile.ts";
 export type { OptimizerConfig, LearningRate } from "./train/optimizer.ts";
 export type { Plan, MemoryReport } from "./plan/plan.ts";
-export { parseIdx } from "./data/idx.ts";
-export { toyDataset, fiveFeatures, TOY_DATASETS, type ToyName, type ToyData } from "./data/toy.ts";
-export { binaryReport, confusionMatrix, type BinaryReport } from "./train/report.ts";
-export { saveSafetensors, loadSafetensors, type NamedTensor } from "./model/safetensors.ts";
-export { toTfjs, fromTfjs, type TfjsModelJson } from "./model/tfjs_format.ts";
 export { referenceCnn, residualNet, RESNET_WIDTHS } from "./model/reference.ts";

@@ -26,16 +26,14 @@ import {
   SymbolicTensor,
   Tensor,
   acquireGpu,
-  fromTfjs,
-  loadSafetensors,
-  ops,
-  parseIdx,
   referenceCnn,
   residualNet,
-  saveSafetensors,
-  toTfjs,
 } from "../src/index.ts";
 import * as api from "../src/index.ts";
+import * as data from "../src/entry/data.ts";
+import * as io from "../src/entry/io.ts";
+import { fromTfjs, loadSafetensors, parseIdx, saveSafetensors, toTfjs } from "../src/entry/io.ts";
+import * as ops from "../src/entry/ops.ts";
 import { gpuEngine } from "./gpu_helpers.ts";
 
 /** name, what to call, and a pattern the message must match: the argument's name. */
@@ -601,16 +599,16 @@ const CASES: Record<string, Case[]> = {
   ],
 
   "toy data and reports": [
-    ['toyDataset("swirl")', () => api.toyDataset("swirl" as never), /toy dataset/],
-    ["toyDataset n 0", () => api.toyDataset("xor", { n: 0 }), /\bn\b/],
-    ["toyDataset noise 2", () => api.toyDataset("xor", { noise: 2 }), /noise/],
-    ["fiveFeatures(odd length)", () => api.fiveFeatures(new Float32Array(5)), /fiveFeatures/],
-    ["binaryReport(null, labels)", () => api.binaryReport(null as never, [1]), /outputs/],
-    ["binaryReport(outputs, labels of another length)", () => api.binaryReport([0.5], [1, 0]), /labels/],
-    ["binaryReport label 3", () => api.binaryReport([0.5], [3]), /label/],
-    ["binaryReport threshold 0", () => api.binaryReport([0.5], [1], 0), /threshold/],
-    ["confusionMatrix classes 1.5", () => api.confusionMatrix([0.5], [0], 1.5), /classes/],
-    ["confusionMatrix label -1", () => api.confusionMatrix([0.5, 0.5], [-1], 2), /label/],
+    ['toyDataset("swirl")', () => data.toyDataset("swirl" as never), /toy dataset/],
+    ["toyDataset n 0", () => data.toyDataset("xor", { n: 0 }), /\bn\b/],
+    ["toyDataset noise 2", () => data.toyDataset("xor", { noise: 2 }), /noise/],
+    ["fiveFeatures(odd length)", () => data.fiveFeatures(new Float32Array(5)), /fiveFeatures/],
+    ["binaryReport(null, labels)", () => data.binaryReport(null as never, [1]), /outputs/],
+    ["binaryReport(outputs, labels of another length)", () => data.binaryReport([0.5], [1, 0]), /labels/],
+    ["binaryReport label 3", () => data.binaryReport([0.5], [3]), /label/],
+    ["binaryReport threshold 0", () => data.binaryReport([0.5], [1], 0), /threshold/],
+    ["confusionMatrix classes 1.5", () => data.confusionMatrix([0.5], [0], 1.5), /classes/],
+    ["confusionMatrix label -1", () => data.confusionMatrix([0.5, 0.5], [-1], 2), /label/],
   ],
 
   "reference models": [
@@ -679,9 +677,9 @@ describe("bad arguments are refused with an EngineError that names the argument"
     const names = Object.values(CASES).flat().map(([n]) => n).join("\n");
     // Low-level GPU building blocks for embedding apps, documented as such; the error classes are what is asserted.
     const lowLevel = ["KernelRegistry", "Kernel", "Dispatch", "EngineError", "DataError", "ShapeError", "ConfigError", "GpuError", "ShaderCompileError", "DivergenceError"];
-    // Functions and classes only (constants such as RESNET_WIDTHS take no arguments).
-    const callable = (k: string) => typeof (api as Record<string, unknown>)[k] === "function";
-    const exported = [...Object.keys(api).filter((k) => callable(k) && !lowLevel.includes(k)), ...Object.keys(api.ops)];
+    // Functions and classes only (constants such as RESNET_WIDTHS take no arguments), of every entry.
+    const callable = ([k, v]: [string, unknown]) => typeof v === "function" && !lowLevel.includes(k);
+    const exported = [api, io, ops, data].flatMap((entry) => Object.entries(entry).filter(callable).map(([k]) => k));
     expect(exported.filter((k) => !new RegExp(`\\b${k}\\b`).test(names))).toEqual([]);
   });
 });

@@ -2,7 +2,8 @@
 // the classification report on hand-worked cases, and real learning on the GPU.
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, DataError, ShapeError } from "../src/errors.ts";
-import { binaryReport, confusionMatrix, Dense, fiveFeatures, Sequential, TOY_DATASETS, toyDataset } from "../src/index.ts";
+import { Dense, Sequential } from "../src/index.ts";
+import { binaryReport, confusionMatrix, fiveFeatures, TOY_DATASETS, toyDataset } from "../src/entry/data.ts";
 import { gpuEngine } from "./gpu_helpers.ts";
 
 afterAll(async () => (await gpuEngine()).dispose());

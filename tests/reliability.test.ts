@@ -3,7 +3,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { loadMnist, subset } from "../src/data/mnist.ts";
 import { Engine } from "../src/engine.ts";
-import { ConfigError, Conv2D, DataError, Dense, DivergenceError, Flatten, GlobalAveragePooling2D, GpuError, Layer, Sequential, ShapeError, ops } from "../src/index.ts";
+import { ConfigError, Conv2D, DataError, Dense, DivergenceError, Flatten, GlobalAveragePooling2D, GpuError, Layer, Sequential, ShapeError } from "../src/index.ts";
+import * as ops from "../src/entry/ops.ts";
 import * as K from "../src/kernels.ts";
 import { randomArray } from "./reference/random.ts";
 import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";

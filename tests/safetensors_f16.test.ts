@@ -2,7 +2,7 @@
 // F16/BF16 loading, checked on every finite F16 value, hand-worked roundings and hand-built files.
 import { describe, expect, it } from "vitest";
 import { DataError } from "../src/errors.ts";
-import { loadSafetensors, saveSafetensors } from "../src/index.ts";
+import { loadSafetensors, saveSafetensors } from "../src/entry/io.ts";
 
 /** A file holding one tensor of raw little-endian 16-bit words. */
 function file16(dtype: "F16" | "BF16", words: number[]): Uint8Array {

@@ -18,9 +18,8 @@ import {
   MaxPooling2D,
   Model,
   Sequential,
-  fromTfjs,
-  toTfjs,
 } from "../src/index.ts";
+import { fromTfjs, toTfjs } from "../src/entry/io.ts";
 import type { Engine } from "../src/engine.ts";
 import { randomArray } from "./reference/random.ts";
 import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
