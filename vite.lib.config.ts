@@ -1,4 +1,5 @@
-// Vite library build: src/index.ts → dist/lib/index.js, a minified ES module with a source map. The
+// Vite library build: the core entry src/index.ts → dist/lib/index.js and the subpath entries
+// src/entry/*.ts → dist/lib/{io,ops,data}.js, minified ES modules with source maps. The
 // shaders are inlined without comments or indentation, line for line (compiler line numbers stay true);
 // their layouts come from the build-time reflection table, so wgsl_reflect is not bundled. Dawn
 // ("webgpu") and node:* are reached only at run time in Node, never through an import a bundler sees.
@@ -26,6 +27,8 @@ export default defineConfig({
     minify: true,
     sourcemap: true,
     // Vite leaves whitespace in ES library builds; minify fully (pure annotations are kept).
+    // "allow-extension": dist/lib/index.js may also export the internals the subpath entries import
+    // from it (src/entry/), so the core stays one file instead of chunks split by entry.
     rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { minify: { compress: { keepNames: { function: false, class: true } }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
   },
 });
