@@ -152,10 +152,17 @@ function poolBatchPerInvocation(ctx: KernelContext, B: number, rows: number): nu
 }
 
 /** Pool kernels run on a (channel, column, row · batch chunk) grid; the workgroup covers the channels first. */
-async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
+async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, plan: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
+  // The tiling kernels' vec4 twins (pool.wgsl's *_tiled4) see C / 4 channels of 4 floats each.
+  const vec4 = entry.endsWith("_tiled") && plan.C % 4 === 0;
+  const p = vec4 ? { ...plan, C: plan.C / 4 } : plan;
+  if (vec4) {
+    entry += "4";
+    buffers = Object.fromEntries(Object.entries(buffers).map(([name, b]) => [`${name}4`, b]));
+  }
   const WG_C = Math.min(64, 2 ** Math.ceil(Math.log2(p.C)));
   const WG_X = 64 / WG_C;
-  const window: Record<string, number> = entry.endsWith("_tiled") ? { WIN_H: p.KH, WIN_W: p.KW } : {};
+  const window: Record<string, number> = entry.includes("_tiled") ? { WIN_H: p.KH, WIN_W: p.KW } : {};
   const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X, ...window, ...accumulating(accumulate) });
   const [rows, width] = over === "input" ? [p.H, p.W] : [p.OH, p.OW];
   if (rows > gridLimit(ctx) || Math.ceil(width / WG_X) > gridLimit(ctx)) throw new ConfigError(`${label}: a ${rows}×${width} image is more than one grid covers (${gridLimit(ctx)} rows)`);
