@@ -200,7 +200,11 @@ export async function activationBackward(ctx: KernelContext, y: Binding, dy: Bin
   return new Dispatch(ctx.kernels.device, k, { y_in: y, dy, dx }, grid1d(n, WG * ELEMENTS), { n }, label);
 }
 
-/** Floats of a workgroup's block in bias_grad: about this many, so that a small gradient needs one pass. */
+/**
+ * Elements (floats, or vec4s for bias_grad4) of a workgroup's block in bias_grad: about this many, so that
+ * a small gradient needs one pass. (vec4 blocks of 8192 rather than 2048: the reference CNN's 43,264 × 32
+ * convolution gradient took 20.6 ms instead of 27 on SwiftShader, 2.4 instead of 4.1 on lavapipe.)
+ */
 const BIAS_GRAD_BLOCK = 8192;
 
 /**
@@ -208,12 +212,15 @@ const BIAS_GRAD_BLOCK = 8192;
  * rows per workgroup, `splits` row chunks (more than one: the column sums go through `splits·N` floats
  * of partials and a second pass).
  */
-export function biasGradLayout(R: number, N: number, limit = 65535): { cols: number; sub: number; chunk: number; splits: number } {
-  const cols = Math.min(N, WG);
+export function biasGradLayout(R: number, N: number, limit = 65535): { cols: number; sub: number; chunk: number; splits: number; vec4: boolean } {
+  // Where N is a multiple of 4, bias_grad4 walks vec4s of 4 columns: the layout is of N / 4 of them.
+  const vec4 = N % 4 === 0;
+  const width = vec4 ? N / 4 : N;
+  const cols = Math.min(width, WG);
   const sub = Math.floor(WG / cols);
   const rows = Math.ceil(BIAS_GRAD_BLOCK / cols / sub) * sub;
   const chunk = Math.max(rows, Math.ceil(R / limit / sub) * sub);
-  return { cols, sub, chunk, splits: Math.max(1, Math.ceil(R / chunk)) };
+  return { cols, sub, chunk, splits: Math.max(1, Math.ceil(R / chunk)), vec4 };
 }
 
 /** Floats of scratch bias_grad needs for its partial column sums (0: none). */
@@ -231,14 +238,16 @@ export function biasGradPartials(R: number, N: number, limit?: number): number {
 export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | undefined, R: number, N: number, dact?: { act: Activation; y: Binding; dz: Binding }, label = "bias_grad", accumulate = false, partials?: Binding): Promise<Dispatch[]> {
   const act = activationCode(dact?.act);
   if (!db && act === 0) throw new ConfigError(`${label}: nothing to compute (no bias and a linear activation)`);
-  const layout = biasGradLayout(R, N, gridLimit(ctx));
+  const { vec4, ...layout } = biasGradLayout(R, N, gridLimit(ctx));
   const split = db !== undefined && layout.splits > 1;
   if (split && !partials) throw new ConfigError(`${label}: a (${R}, ${N}) bias gradient needs ${layout.splits * N} floats of partial sums`);
-  const k = await ctx.kernels.kernel("bias_grad.wgsl", "bias_grad", split ? { WG } : { WG, ...accumulating(db && accumulate) });
+  const k = await ctx.kernels.kernel("bias_grad.wgsl", vec4 ? "bias_grad4" : "bias_grad", split ? { WG } : { WG, ...accumulating(db && accumulate) });
   const { placeholder, placeholderOut } = ctx.kernels;
-  const buffers = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: split ? partials! : (db ?? placeholderOut) };
-  const uniforms = { R, N, act, has_db: db ? 1 : 0, ...layout };
-  const grid: [number, number, number] = [Math.ceil(N / layout.cols), layout.splits, 1];
+  const v = vec4 ? "4" : "";
+  const buffers = { [`dy${v}`]: dy, [`act_y${v}`]: act ? dact!.y : placeholder, [`dz${v}`]: act ? dact!.dz : placeholderOut, [`db${v}`]: split ? partials! : (db ?? placeholderOut) };
+  const width = vec4 ? N / 4 : N;
+  const uniforms = { R, N: width, act, has_db: db ? 1 : 0, ...layout };
+  const grid: [number, number, number] = [Math.ceil(width / layout.cols), layout.splits, 1];
   if (grid[0] > gridLimit(ctx)) throw new ConfigError(`${label}: ${N} columns are more than bias_grad covers (${gridLimit(ctx) * layout.cols})`);
   const out = [new Dispatch(ctx.kernels.device, k, buffers, grid, uniforms, label)];
   if (split) out.push(await sumSplits(ctx, partials!, db!, N, layout.splits, accumulate, `${label} (sum of row chunks)`));

@@ -247,8 +247,9 @@ describe("accumulate mode of the existing gradient writers", () => {
     });
   }
 
-  // One pass; row chunks and their sum (4097×3, 300×130): the sum of splits is what accumulates.
-  for (const [R, N] of [[1, 1], [65, 130], [4097, 3], [300, 130]] as const) {
+  // One pass; row chunks and their sum (4097×3, 300×130): the sum of splits is what accumulates. Widths
+  // that are multiples of 4 (65×8, 4097×12) take bias_grad4.
+  for (const [R, N] of [[1, 1], [65, 130], [4097, 3], [300, 130], [65, 8], [4097, 12]] as const) {
     it(`bias grad ${R}×${N}: db accumulates, dz through relu is overwritten`, async () => {
       const dy = randomArray(R * N, seed++);
       const y = ref.activation("relu", randomArray(R * N, seed++));

@@ -20,3 +20,12 @@ fn activation_grad(kind: u32, post: f32) -> f32 {
     default: { return 1.0; }
   }
 }
+
+fn activation_grad4(kind: u32, post: vec4f) -> vec4f {
+  switch kind {
+    case 1u: { return select(vec4f(0.0), vec4f(1.0), post > vec4f(0.0)); }
+    case 2u: { return post * (1.0 - post); }
+    case 3u: { return 1.0 - post * post; }
+    default: { return vec4f(1.0); }
+  }
+}

@@ -4,7 +4,7 @@ import type { ReflectionTable } from "./wgsl_source.ts";
 
 export const shaderReflection: ReflectionTable = {
   "activation.wgsl": {
-    "fingerprint": "44077aee",
+    "fingerprint": "71b45163",
     "overrides": { "ACCUMULATE": false, "ACT": 0, "WG": 64 },
     "entries": {
       "activation_forward": {
@@ -144,7 +144,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "bias_grad.wgsl": {
-    "fingerprint": "431b66e9",
+    "fingerprint": "dd198b01",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "bias_grad": {
@@ -154,6 +154,31 @@ export const shaderReflection: ReflectionTable = {
           { "name": "act_y", "binding": 2, "type": "storage" },
           { "name": "dz", "binding": 3, "type": "storage" },
           { "name": "db", "binding": 4, "type": "storage" },
+        ],
+        "uniform": {
+          "name": "params",
+          "struct": "Params",
+          "size": 32,
+          "members": {
+            "R": { "offset": 0, "type": "u32" },
+            "N": { "offset": 4, "type": "u32" },
+            "act": { "offset": 8, "type": "u32" },
+            "has_db": { "offset": 12, "type": "u32" },
+            "cols": { "offset": 16, "type": "u32" },
+            "sub": { "offset": 20, "type": "u32" },
+            "chunk": { "offset": 24, "type": "u32" },
+            "splits": { "offset": 28, "type": "u32" },
+          },
+        },
+        "workgroupSize": ["WG", 1, 1],
+      },
+      "bias_grad4": {
+        "bindings": [
+          { "name": "params", "binding": 0, "type": "uniform" },
+          { "name": "dy4", "binding": 5, "type": "storage" },
+          { "name": "act_y4", "binding": 6, "type": "storage" },
+          { "name": "dz4", "binding": 7, "type": "storage" },
+          { "name": "db4", "binding": 8, "type": "storage" },
         ],
         "uniform": {
           "name": "params",
@@ -291,7 +316,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "depthwise_conv.wgsl": {
-    "fingerprint": "0b9d2d7d",
+    "fingerprint": "3162b03e",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2 },
     "entries": {
       "depthwise_conv_forward": {
@@ -706,7 +731,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul.wgsl": {
-    "fingerprint": "6d26bfc7",
+    "fingerprint": "8447afbc",
     "overrides": { "WG_X": 8, "WG_Y": 8, "BK": 8, "ACCUMULATE": false },
     "entries": {
       "matmul_tiled": {
@@ -768,7 +793,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "336bf36d",
+    "fingerprint": "3bcde1ee",
     "overrides": { "WG": 16, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
