@@ -77,8 +77,9 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id)
     workgroupBarrier();
   }
   let results = array(acc0, acc1, acc2, acc3);
+  let bias_v = bias4(col0 + lid.x, WG_X);
   for (var i = 0u; i < 4u; i++) {
-    store4(split, row0 + lid.y + i * WG_Y, col0 + lid.x, WG_X, results[i]);
+    store4(split, row0 + lid.y + i * WG_Y, col0 + lid.x, WG_X, results[i], bias_v);
   }
 }
 
@@ -143,7 +144,8 @@ fn matmul_direct(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id
   }
   // The epilogue runs as a loop, not 16 inlined copies: that keeps the code CPU drivers compile small.
   let results = array(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
+  let bias_v = array(bias4(n0, WG_X), bias4(n1, WG_X));
   for (var i = 0u; i < 16u; i++) {
-    store4(split, m0 + (i / 2u) * WG_Y, select(n0, n1, (i & 1u) == 1u), WG_X, results[i]);
+    store4(split, m0 + (i / 2u) * WG_Y, select(n0, n1, (i & 1u) == 1u), WG_X, results[i], bias_v[i & 1u]);
   }
 }

@@ -91,8 +91,9 @@ fn matmul_subgroup8(@builtin(local_invocation_index) li: u32, @builtin(subgroup_
     acc[30] = fma(vec4f(subgroupBroadcast(av.w, 6u)), bv, acc[30]);
     acc[31] = fma(vec4f(subgroupBroadcast(av.w, 7u)), bv, acc[31]);
   }
+  let bias_v = bias4(l.n0, 8u);
   for (var i = 0u; i < 32u; i++) {
-    store4(split, l.m0 + i, l.n0, 8u, acc[i]);
+    store4(split, l.m0 + i, l.n0, 8u, acc[i], bias_v);
   }
 }
 
@@ -123,7 +124,8 @@ fn matmul_subgroup4(@builtin(local_invocation_index) li: u32, @builtin(subgroup_
     acc[14] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, acc[14]);
     acc[15] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, acc[15]);
   }
+  let bias_v = bias4(l.n0, 4u);
   for (var i = 0u; i < 16u; i++) {
-    store4(split, l.m0 + i, l.n0, 4u, acc[i]);
+    store4(split, l.m0 + i, l.n0, 4u, acc[i], bias_v);
   }
 }

@@ -12,6 +12,15 @@ fn activate(kind: u32, pre: f32) -> f32 {
   }
 }
 
+fn activate4(kind: u32, pre: vec4f) -> vec4f {
+  switch kind {
+    case 1u: { return max(pre, vec4f(0.0)); }
+    case 2u: { return 1.0 / (1.0 + exp(-pre)); }
+    case 3u: { return tanh(pre); }
+    default: { return pre; }
+  }
+}
+
 fn activation_grad(kind: u32, post: f32) -> f32 {
   switch kind {
     case 1u: { return select(0.0, 1.0, post > 0.0); }

@@ -43,24 +43,49 @@ fn load_b(k: u32, n: u32) -> f32 {
   return b[k * params.b_k + min(n, params.N - 1u) * params.b_n];
 }
 
-// Stores four outputs of row m at columns n0 + j·stride; split z writes its partial at offset z·M·N.
-fn store4(z: u32, m: u32, n0: u32, stride: u32, v: vec4f) {
+// The bias of the 4 columns n0 + j·stride (clamped; zero without a bias), loaded once per column group
+// rather than once per output: CPU drivers pay per load.
+fn bias4(n0: u32, stride: u32) -> vec4f {
+  if (params.has_bias == 0u) {
+    return vec4f(0.0);
+  }
+  let cols = min(vec4u(n0) + vec4u(0u, 1u, 2u, 3u) * stride, vec4u(params.N - 1u));
+  return vec4f(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
+}
+
+// Stores four outputs of row m at columns n0 + j·stride, with their bias (bias4) and the activation
+// applied; split z writes its partial at offset z·M·N. All four in range (the common case) take one
+// branch, not one per output: on CPU drivers the per-output branches of the epilogue cost a product with
+// a short K (a convolution's, K = 9) more than its FMAs.
+fn store4(z: u32, m: u32, n0: u32, stride: u32, v: vec4f, bias_v: vec4f) {
   if (m >= params.M) {
     return;
   }
   let base = z * params.M * params.N + m * params.N;
+  let x = activate4(params.act, v + bias_v);
+  if (n0 + 3u * stride < params.N) {
+    let i = vec4u(base + n0) + vec4u(0u, 1u, 2u, 3u) * stride;
+    if (ACCUMULATE) {
+      c[i.x] += x.x;
+      c[i.y] += x.y;
+      c[i.z] += x.z;
+      c[i.w] += x.w;
+    } else {
+      c[i.x] = x.x;
+      c[i.y] = x.y;
+      c[i.z] = x.z;
+      c[i.w] = x.w;
+    }
+    return;
+  }
   for (var j = 0u; j < 4u; j++) {
     let n = n0 + j * stride;
     if (n < params.N) {
-      var x = v[j];
-      if (params.has_bias != 0u) {
-        x += bias[n];
-      }
-      x = activate(params.act, x);
       if (ACCUMULATE) {
-        x += c[base + n];
+        c[base + n] += x[j];
+      } else {
+        c[base + n] = x[j];
       }
-      c[base + n] = x;
     }
   }
 }

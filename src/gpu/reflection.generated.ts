@@ -4,7 +4,7 @@ import type { ReflectionTable } from "./wgsl_source.ts";
 
 export const shaderReflection: ReflectionTable = {
   "activation.wgsl": {
-    "fingerprint": "71b45163",
+    "fingerprint": "e0907863",
     "overrides": { "ACCUMULATE": false, "ACT": 0, "WG": 64 },
     "entries": {
       "activation_forward": {
@@ -144,7 +144,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "bias_grad.wgsl": {
-    "fingerprint": "dd198b01",
+    "fingerprint": "6f508d01",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "bias_grad": {
@@ -316,7 +316,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "depthwise_conv.wgsl": {
-    "fingerprint": "3162b03e",
+    "fingerprint": "586f265a",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2 },
     "entries": {
       "depthwise_conv_forward": {
@@ -731,7 +731,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul.wgsl": {
-    "fingerprint": "8447afbc",
+    "fingerprint": "f86bb027",
     "overrides": { "WG_X": 8, "WG_Y": 8, "BK": 8, "ACCUMULATE": false },
     "entries": {
       "matmul_tiled": {
@@ -793,7 +793,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "3bcde1ee",
+    "fingerprint": "caed7020",
     "overrides": { "WG": 16, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
