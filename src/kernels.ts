@@ -82,7 +82,7 @@ export const accumulating = (on: boolean | undefined): { ACCUMULATE?: number } =
 /** c (M, N) (+)= act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
 export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
   const variant = ctx.matmulVariant;
-  const { file, rows, cols, constants } = MATMUL_TILES[variant];
+  const { file, rows, cols, constants } = tileFor(variant, s.M);
   // One pipeline per variant (two where a gradient accumulates): transposes are strides and the epilogue is a uniform (see matmul.wgsl).
   const k = await ctx.kernels.kernel(file, `matmul_${variant}`, { ...constants, ...accumulating(s.accumulate) });
   const kChunk = Math.ceil(s.K / split);
@@ -102,9 +102,22 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
   return new Dispatch(ctx.kernels.device, k, { a, b, c, bias: s.bias ?? ctx.kernels.placeholder }, grid, uniforms, label);
 }
 
+/**
+ * The variant's tile for a product of M rows. A subgroup variant whose workgroup stacks several subgroups
+ * along rows takes one subgroup per workgroup where one covers M: the others would compute nothing but
+ * clamped copies of the last row (SwiftShader, the reference CNN's convolution dW, M = 9: 16 rows computed
+ * instead of 32).
+ */
+function tileFor(variant: MatmulVariant, M: number): (typeof MATMUL_TILES)[MatmulVariant] {
+  const tile = MATMUL_TILES[variant];
+  const lanes = { subgroup8: 8, subgroup4: 4 }[variant as string];
+  if (!lanes || tile.constants.WG === lanes || M > 4 * lanes) return tile;
+  return { ...tile, rows: 4 * lanes, constants: { ...tile.constants, WG: lanes } };
+}
+
 /** How many K-splits a product needs so that a small output with a long K still fills the adapter. */
 export function splitsFor(M: number, N: number, K: number, variant: MatmulVariant): number {
-  const { rows, cols } = MATMUL_TILES[variant];
+  const { rows, cols } = tileFor(variant, M);
   const workgroups = Math.ceil(N / cols) * Math.ceil(M / rows);
   if (workgroups >= 32 || K < 1024) return 1;
   return Math.min(64, Math.ceil(32 / workgroups), Math.floor(K / 256));
