@@ -295,16 +295,24 @@ export interface ArenaIo {
   decay: Binding;
 }
 
-export async function sgdUpdate(ctx: KernelContext, io: ArenaIo & { vel: Binding }, n: number, lr: number, momentum: number, label = "sgd"): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("optimizer.wgsl", "sgd", { WG });
-  return new Dispatch(ctx.kernels.device, k, { w: io.w, g: io.g, decay: io.decay, vel: io.vel }, grid1d(n, WG * ELEMENTS), { n, lr, momentum }, label);
+/**
+ * The update over n elements: where n is a multiple of 4 (a model's arena always is), optimizer.wgsl's
+ * vec4 entry point (`<entry>4`, one vec4 per invocation, its n uniform in vec4s), else the scalar one.
+ */
+async function arenaUpdate(ctx: KernelContext, entry: "sgd" | "adam", buffers: Record<string, Binding>, n: number, uniforms: Record<string, number>, label: string): Promise<Dispatch> {
+  const vec4 = n % 4 === 0;
+  const k = await ctx.kernels.kernel("optimizer.wgsl", vec4 ? `${entry}4` : entry, { WG });
+  const bound = vec4 ? Object.fromEntries(Object.entries(buffers).map(([name, b]) => [`${name}4`, b])) : buffers;
+  const grid = vec4 ? grid1d(n / 4, WG) : grid1d(n, WG * ELEMENTS);
+  return new Dispatch(ctx.kernels.device, k, bound, grid, { ...uniforms, n: vec4 ? n / 4 : n }, label);
 }
 
+export const sgdUpdate = (ctx: KernelContext, io: ArenaIo & { vel: Binding }, n: number, lr: number, momentum: number, label = "sgd"): Promise<Dispatch> =>
+  arenaUpdate(ctx, "sgd", { w: io.w, g: io.g, decay: io.decay, vel: io.vel }, n, { lr, momentum }, label);
+
 /** Adam step; call setUniforms({ lr_t }) on the result each step with the bias-corrected rate. */
-export async function adamUpdate(ctx: KernelContext, io: ArenaIo & { m: Binding; v: Binding }, n: number, h: { lr_t: number; beta1: number; beta2: number; eps: number }, label = "adam"): Promise<Dispatch> {
-  const k = await ctx.kernels.kernel("optimizer.wgsl", "adam", { WG });
-  return new Dispatch(ctx.kernels.device, k, { w: io.w, g: io.g, decay: io.decay, m: io.m, v: io.v }, grid1d(n, WG * ELEMENTS), { n, ...h }, label);
-}
+export const adamUpdate = (ctx: KernelContext, io: ArenaIo & { m: Binding; v: Binding }, n: number, h: { lr_t: number; beta1: number; beta2: number; eps: number }, label = "adam"): Promise<Dispatch> =>
+  arenaUpdate(ctx, "adam", { w: io.w, g: io.g, decay: io.decay, m: io.m, v: io.v }, n, h, label);
 
 /** Adam's bias-corrected learning rate for 1-based step t (Keras/TF formulation). */
 export function adamRate(lr: number, beta1: number, beta2: number, t: number): number {

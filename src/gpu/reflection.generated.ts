@@ -855,7 +855,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "optimizer.wgsl": {
-    "fingerprint": "5465b8b0",
+    "fingerprint": "00eb2875",
     "overrides": { "WG": 64 },
     "entries": {
       "sgd": {
@@ -886,6 +886,49 @@ export const shaderReflection: ReflectionTable = {
           { "name": "decay", "binding": 4, "type": "storage" },
           { "name": "m", "binding": 6, "type": "storage" },
           { "name": "v", "binding": 7, "type": "storage" },
+        ],
+        "uniform": {
+          "name": "adam_params",
+          "struct": "Adam",
+          "size": 20,
+          "members": {
+            "n": { "offset": 0, "type": "u32" },
+            "lr_t": { "offset": 4, "type": "f32" },
+            "beta1": { "offset": 8, "type": "f32" },
+            "beta2": { "offset": 12, "type": "f32" },
+            "eps": { "offset": 16, "type": "f32" },
+          },
+        },
+        "workgroupSize": ["WG", 1, 1],
+      },
+      "sgd4": {
+        "bindings": [
+          { "name": "sgd_params", "binding": 0, "type": "uniform" },
+          { "name": "w4", "binding": 8, "type": "storage" },
+          { "name": "g4", "binding": 9, "type": "storage" },
+          { "name": "decay4", "binding": 10, "type": "storage" },
+          { "name": "vel4", "binding": 11, "type": "storage" },
+        ],
+        "uniform": {
+          "name": "sgd_params",
+          "struct": "Sgd",
+          "size": 12,
+          "members": {
+            "n": { "offset": 0, "type": "u32" },
+            "lr": { "offset": 4, "type": "f32" },
+            "momentum": { "offset": 8, "type": "f32" },
+          },
+        },
+        "workgroupSize": ["WG", 1, 1],
+      },
+      "adam4": {
+        "bindings": [
+          { "name": "adam_params", "binding": 1, "type": "uniform" },
+          { "name": "w4", "binding": 8, "type": "storage" },
+          { "name": "g4", "binding": 9, "type": "storage" },
+          { "name": "decay4", "binding": 10, "type": "storage" },
+          { "name": "m4", "binding": 12, "type": "storage" },
+          { "name": "v4", "binding": 13, "type": "storage" },
         ],
         "uniform": {
           "name": "adam_params",
