@@ -1,6 +1,6 @@
 // Matmul autotuning: on first use of an adapter, time each matmul variant once and keep the faster;
 // the choice is cached per adapter (a file in Node, localStorage in the browser) and can be pinned.
-import { describeAdapter, type AdapterReport } from "./gpu/device.ts";
+import { describeAdapter, nodeOnly, type AdapterReport } from "./gpu/device.ts";
 import { GpuError } from "./errors.ts";
 import { Dispatch, type KernelRegistry } from "./gpu/registry.ts";
 import { BufferUsage, MapMode, STORAGE_USAGE } from "./gpu/flags.ts";
@@ -25,24 +25,7 @@ async function store(): Promise<Store> {
       set: async (all) => ls.setItem(KEY, JSON.stringify(all)),
     };
   }
-  if (typeof process !== "undefined" && process.versions?.node) {
-    // getBuiltinModule, not import(): a bundler sees no node:* import to externalize in browser builds.
-    const fs = process.getBuiltinModule("node:fs/promises");
-    const path = process.getBuiltinModule("node:path");
-    const os = process.getBuiltinModule("node:os");
-    const dir = process.env.GRADWGSL_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "gradwgsl");
-    const file = path.join(dir, "matmul-tuning.v3.json");
-    return {
-      get: async () => JSON.parse(await fs.readFile(file, "utf8").catch(() => "{}")),
-      set: async (all) => {
-        await fs.mkdir(dir, { recursive: true });
-        // Write then rename, so processes tuning at the same time never leave a half-written file.
-        const tmp = `${file}.${process.pid}.tmp`;
-        await fs.writeFile(tmp, JSON.stringify(all, null, 2));
-        await fs.rename(tmp, file);
-      },
-    };
-  }
+  if (typeof process !== "undefined" && process.versions?.node) return (await nodeOnly()).cacheFile<Record<string, MatmulVariant>>("matmul-tuning.v3.json");
   return { get: async () => ({}), set: async () => undefined };
 }
 

@@ -63,15 +63,7 @@ export interface Gpu {
   readonly instance?: unknown;
 }
 
-const LAVAPIPE_ICDS = ["/usr/share/vulkan/icd.d/lvp_icd.json", "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"];
-const SWIFTSHADER_ICDS = ["/usr/lib/chromium/vk_swiftshader_icd.json", "/usr/lib/chromium-browser/vk_swiftshader_icd.json", "/opt/google/chrome/vk_swiftshader_icd.json"];
-const INSTALL_HINT =
-  "Install a GPU driver, or a CPU Vulkan driver: on Debian 12, `bash .ci/install-system.sh` (adds bookworm-backports " +
-  "and runs `apt-get install -t bookworm-backports mesa-vulkan-drivers`; Mesa >= 24 is needed), on Ubuntu 24.04+ " +
-  "`apt-get install mesa-vulkan-drivers`, or `apt-get install chromium` for SwiftShader. " +
-  "To force one, set VK_ICD_FILENAMES to its .json file.";
-
-const CPU_ARCHITECTURES = /swiftshader|llvmpipe|lavapipe|software|warp|cpu/i;
+export const CPU_ARCHITECTURES = /swiftshader|llvmpipe|lavapipe|software|warp|cpu/i;
 
 function reportOf(adapter: GPUAdapter, runtime: AdapterReport["runtime"], icd?: string): AdapterReport {
   const info = adapter.info;
@@ -93,61 +85,13 @@ function describe(r: AdapterReport): string {
   return `${r.description || r.device || r.architecture} (${r.vendor}${r.isCpu ? ", CPU" : ", GPU"}, ${r.runtime})`;
 }
 
-type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
-
 /**
- * Dawn, resolved from this module's location and imported by file URL: no import of a package name or
- * of node:* is left for a bundler to find, so browser builds neither bundle nor warn about Node code.
+ * The Node-only half (src/gpu/node.ts: Dawn, the Vulkan driver search, the tuning cache file), imported
+ * by a specifier no bundler follows, so a browser build neither bundles it nor splits it into a chunk.
+ * "./node.js" is src/gpu/node.ts under tsx and Vitest, and dist/lib/node.js beside the library's core.
  */
-async function loadDawn(): Promise<DawnModule> {
-  try {
-    const { createRequire } = process.getBuiltinModule("node:module");
-    const { pathToFileURL } = process.getBuiltinModule("node:url");
-    const entry = createRequire(import.meta.url).resolve("webgpu");
-    return (await import(/* @vite-ignore */ pathToFileURL(entry).href)) as DawnModule;
-  } catch (e) {
-    throw new GpuError(`WebGPU is not available in this runtime and the "webgpu" package (Dawn for Node) could not be loaded: ${(e as Error).message.split("\n")[0]}. Run \`npm install webgpu\`.`);
-  }
-}
-
-/** Tries Vulkan drivers in order in Node; returns the first adapter found and what it tried. */
-async function nodeAdapter(opts: GpuOptions): Promise<{ adapter: GPUAdapter; instance: GPU; icd?: string }> {
-  const dawn = await loadDawn();
-  Object.assign(globalThis, dawn.globals);
-  const fs = process.getBuiltinModule("node:fs");
-  const userIcd = process.env.VK_ICD_FILENAMES;
-  const choice = opts.adapter ?? "auto";
-  const candidates: (string | undefined)[] = [];
-  if (choice === "auto" || choice === "hardware") candidates.push(userIcd); // the loader's own search, or the user's pick
-  if (choice === "auto" || choice === "lavapipe") candidates.push(...LAVAPIPE_ICDS.filter((p) => fs.existsSync(p)));
-  if (choice === "auto" || choice === "swiftshader") candidates.push(...SWIFTSHADER_ICDS.filter((p) => fs.existsSync(p)));
-  const tried: string[] = [];
-  for (const icd of candidates) {
-    if (icd === undefined) delete process.env.VK_ICD_FILENAMES;
-    else process.env.VK_ICD_FILENAMES = icd;
-    const instance = dawn.create([]);
-    let adapter: GPUAdapter | null = null;
-    try {
-      adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
-    } catch (e) {
-      tried.push(`${icd ?? "system Vulkan drivers"}: ${(e as Error).message}`);
-      continue;
-    }
-    if (!adapter) {
-      tried.push(`${icd ?? "system Vulkan drivers"}: no adapter`);
-      continue;
-    }
-    const isCpu = CPU_ARCHITECTURES.test(`${adapter.info.architecture} ${adapter.info.description}`);
-    // The loader's own search may find only a CPU driver; prefer the ordered CPU list for those.
-    if (icd === undefined && !userIcd && isCpu && choice === "auto" && candidates.length > 1) {
-      tried.push(`system Vulkan drivers: only a CPU adapter (${adapter.info.description}); trying the known CPU drivers in order`);
-      continue;
-    }
-    return { adapter, instance, icd };
-  }
-  if (userIcd === undefined) delete process.env.VK_ICD_FILENAMES;
-  else process.env.VK_ICD_FILENAMES = userIcd;
-  throw new GpuError(`No WebGPU adapter found. Tried:\n  - ${tried.join("\n  - ") || "nothing (no Vulkan driver files found)"}\n${INSTALL_HINT}`);
+export function nodeOnly(file = "./node.js"): Promise<typeof import("./node.ts")> {
+  return import(/* @vite-ignore */ file);
 }
 
 /** Acquires a device on the best adapter this machine has and wires up error reporting. */
@@ -171,7 +115,7 @@ export async function acquireGpu(opts: GpuOptions = {}): Promise<Gpu> {
       adapter = a;
       runtime = "browser";
     } else if (typeof process !== "undefined" && process.versions?.node) {
-      ({ adapter, instance, icd } = await nodeAdapter(opts));
+      ({ adapter, instance, icd } = await (await nodeOnly()).nodeAdapter(opts));
       runtime = "dawn";
     } else {
       throw new GpuError("This browser has no WebGPU (navigator.gpu is missing). Use a recent Chrome, Edge or Firefox, and serve the page over https or http://localhost: WebGPU exists only in secure contexts.");
