@@ -66,7 +66,28 @@ describe("WGSL minifier", () => {
   });
 
   it("handles nested block comments without merging tokens", () => {
-    expect(minifyWgsl("let a/* x /* y */ z */=1;\r\nlet b = 2; // c /* d\nlet c = 3;")).toBe("let a =1;\nlet b = 2;\nlet c = 3;");
+    expect(minifyWgsl("let a/* x /* y */ z */=1;\r\nlet b = 2; // c /* d\nlet c = 3;")).toBe("let a=1;\nlet b=2;\nlet c=3;");
     expect(minifyWgsl("a /* one\ntwo */ b")).toBe("a\nb");
+    expect(minifyWgsl("let a/**/b")).toBe("let a b");
+  });
+
+  it("drops the blanks around punctuation, keeping those that separate tokens", () => {
+    const cases: [string, string][] = [
+      ["enable subgroups;", "enable subgroups;"],
+      ["@group(0) @binding(1) var<storage, read_write> y: array<vec4f, 4>;", "@group(0)@binding(1)var<storage,read_write>y:array<vec4f,4>;"],
+      ["fn f(a: f32) -> f32 { return a - -1.0; }", "fn f(a:f32)->f32{return a- -1.0;}"],
+      ["let b = a >> 2u << 1u; let c = x >= y && !(x != y);", "let b=a>>2u<<1u;let c=x>=y&&!(x!=y);"],
+      ["var t: array<f32, 4> = array(1.0, 2e-3, -3.0, .5);", "var t:array<f32,4> =array(1.0,2e-3,-3.0,.5);"],
+      ["x = a < b; y = p & &q; z = a / *p; w = 1 .x; i --; j -= - 1;", "x=a<b;y=p& &q;z=a/ *p;w=1 .x;i--;j-= -1;"],
+    ];
+    for (const [src, min] of cases) {
+      expect(minifyWgsl(src), src).toBe(min);
+      expect(minifyWgsl(min), min).toBe(min);
+    }
+  });
+
+  it("leaves what wgsl_reflect reads of every kernel unchanged", () => {
+    const minified = Object.fromEntries(Object.entries(shaderSources).map(([f, s]) => [f, minifyWgsl(s)]));
+    for (const file of Object.keys(shaderReflection)) expect(reflectShader(file, minified), file).toEqual(reflectShader(file, shaderSources));
   });
 });

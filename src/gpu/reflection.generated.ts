@@ -4,7 +4,7 @@ import type { ReflectionTable } from "./wgsl_source.ts";
 
 export const shaderReflection: ReflectionTable = {
   "activation.wgsl": {
-    "fingerprint": "e0907863",
+    "fingerprint": "6af9cfa9",
     "overrides": { "ACCUMULATE": false, "ACT": 0, "WG": 64 },
     "entries": {
       "activation_forward": {
@@ -29,7 +29,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "batch_norm.wgsl": {
-    "fingerprint": "f082afe3",
+    "fingerprint": "468e884d",
     "overrides": { "ACC_DX": false, "ACC_PARAMS": false, "WG_C": 16, "WG_R": 4 },
     "entries": {
       "batch_norm_stats": {
@@ -144,7 +144,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "bias_grad.wgsl": {
-    "fingerprint": "6f508d01",
+    "fingerprint": "f7c91d83",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "bias_grad": {
@@ -200,7 +200,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "concat.wgsl": {
-    "fingerprint": "43dabd10",
+    "fingerprint": "8906d1ee",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "copy_slice": {
@@ -227,7 +227,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "data.wgsl": {
-    "fingerprint": "56587c43",
+    "fingerprint": "7078c7d5",
     "overrides": { "AUGMENT": false, "WG": 64 },
     "entries": {
       "gather_u8": {
@@ -316,7 +316,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "depthwise_conv.wgsl": {
-    "fingerprint": "586f265a",
+    "fingerprint": "8872cc90",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2 },
     "entries": {
       "depthwise_conv_forward": {
@@ -416,7 +416,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "dropout.wgsl": {
-    "fingerprint": "1f5f1353",
+    "fingerprint": "21604ec5",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "dropout_forward": {
@@ -458,7 +458,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "elementwise.wgsl": {
-    "fingerprint": "fed71d6e",
+    "fingerprint": "0f603832",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "add_forward": {
@@ -503,7 +503,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "global_pool.wgsl": {
-    "fingerprint": "ae41098b",
+    "fingerprint": "8f1968df",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "global_avg_pool_forward": {
@@ -545,7 +545,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "im2col.wgsl": {
-    "fingerprint": "06767a30",
+    "fingerprint": "630dab4c",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "im2col": {
@@ -605,7 +605,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "layer_norm.wgsl": {
-    "fingerprint": "1d9354b2",
+    "fingerprint": "ec23bb24",
     "overrides": { "ACC_DX": false, "ACC_PARAMS": false, "WG_D": 64, "WG_ROWS": 1 },
     "entries": {
       "layer_norm_forward": {
@@ -683,7 +683,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "loss.wgsl": {
-    "fingerprint": "b533dd1a",
+    "fingerprint": "3d0bad48",
     "overrides": { "WG": 64 },
     "entries": {
       "mse": {
@@ -731,7 +731,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul.wgsl": {
-    "fingerprint": "f86bb027",
+    "fingerprint": "b024bfef",
     "overrides": { "WG_X": 8, "WG_Y": 8, "BK": 8, "ACCUMULATE": false },
     "entries": {
       "matmul_tiled": {
@@ -793,7 +793,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "caed7020",
+    "fingerprint": "64384000",
     "overrides": { "WG": 16, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
@@ -855,7 +855,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "optimizer.wgsl": {
-    "fingerprint": "00eb2875",
+    "fingerprint": "7adf9505",
     "overrides": { "WG": 64 },
     "entries": {
       "sgd": {
@@ -947,7 +947,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "pool.wgsl": {
-    "fingerprint": "00768552",
+    "fingerprint": "7b201704",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2, "WIN_H": 2, "WIN_W": 2 },
     "entries": {
       "max_pool_forward": {
@@ -1183,7 +1183,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "softmax_xent.wgsl": {
-    "fingerprint": "98682fd0",
+    "fingerprint": "d373b838",
     "overrides": { "WG": 64 },
     "entries": {
       "softmax_xent_sparse": {
@@ -1251,7 +1251,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "sum_splits.wgsl": {
-    "fingerprint": "3dc49e6b",
+    "fingerprint": "f594006d",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "sum_splits": {

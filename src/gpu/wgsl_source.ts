@@ -60,9 +60,17 @@ export function assemble(file: string, sources: Readonly<Record<string, string>>
   return { code, libs };
 }
 
+/** Word characters (with `.`, so `1 .5` stays two tokens). */
+const WORD = /[\w.]/;
+/** The first and the later characters of WGSL's operators of two or three (`--`, `>=`, `->`, `&&`, `>>=`, `!=`) and of `//`, `/*`. */
+const OPERATOR_FIRST = /[-+*/%&|^<>=!]/;
+const OPERATOR_NEXT = /[-+*/&|<>=]/;
+
 /**
- * WGSL without comments, indentation or runs of blanks, line for line, so compiler line numbers stay
- * true; a first `// uses:` line is kept. WGSL has no string literals, so `//` always opens a comment.
+ * WGSL without comments, indentation or blanks a token does not need, line for line, so compiler line
+ * numbers stay true; a first `// uses:` line is kept. A blank stays only between two word characters or
+ * where two operator characters would join into another operator (`a - -b`, `p & &q`). WGSL has no string
+ * literals, so `//` always opens a comment, and it finds template lists (`array<f32, 4>`) without blanks.
  */
 export function minifyWgsl(code: string): string {
   code = code.replace(/\r\n?/g, "\n");
@@ -84,7 +92,7 @@ export function minifyWgsl(code: string): string {
       i = (end < 0 ? code.length : end) - 1;
     } else out += c;
   }
-  const lines = out.split("\n").map((l) => l.replace(/\s+/g, " ").trim());
+  const lines = out.split("\n").map((l) => l.replace(/\s+/g, " ").trim().replace(/(.) (?=(.))/g, (m, a: string, b: string) => ((WORD.test(a) && WORD.test(b)) || (OPERATOR_FIRST.test(a) && OPERATOR_NEXT.test(b)) ? m : a)));
   const first = code.slice(0, code.indexOf("\n") >>> 0).trim();
   if (USES.test(first)) lines[0] = first;
   return lines.join("\n");
