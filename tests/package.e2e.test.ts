@@ -26,12 +26,14 @@ const ENTRIES = ["index", "io", "ops", "data"] as const;
 const NODE_ONLY = "node";
 /**
  * Budgets, gzip -9. The core entry (dist/lib/index.js: engine, layers, models, training) holds every
- * module the entries share, so it is what an app that trains loads; issue 12 aimed at 45 kB for it, and
- * it is 48.0 kB (9.8 kB of it the shaders), so this budget leaves 1 kB for growth and fails on a module
- * that leaks back from a subpath (the TF.js format is 8 kB). The total of all entries guards against a
- * regression of kind (wgsl_reflect or unminified code back in the bundle: +50 kB or more).
+ * module the entries share, so it is what an app that trains loads; issue 12 aimed at 45 kB for it, which
+ * is not reached: it is 47.7 kB (9.7 kB of it the shaders, 2.2 kB the reflection table), after its
+ * Node-only half moved to dist/lib/node.js and the WGSL minifier dropped the blanks around punctuation.
+ * This budget leaves 0.8 kB for growth (new kernels) and fails on a module that leaks back from a subpath
+ * (the TF.js format is 8 kB). The total of the entries guards against a regression of kind (wgsl_reflect
+ * or unminified code back in the bundle: +50 kB or more).
  */
-const CORE_GZIP_BUDGET = 49_000;
+const CORE_GZIP_BUDGET = 48_500;
 const TOTAL_GZIP_BUDGET = 64_000;
 
 const APP_HTML = `<!doctype html>
