@@ -16,6 +16,14 @@ export interface EngineOptions extends GpuOptions {
    * adapters, tiled on GPUs: a subgroup kernel is only chosen after its product was checked).
    */
   matmul?: MatmulVariant | "auto" | "guess";
+  /**
+   * vec4 twins of the memory-bound kernels (max pooling with tiling windows, bias gradients, SGD/Adam),
+   * which move 4 floats per load and store where shapes allow. "auto" (default): on, except on llvmpipe
+   * (lavapipe), which compiles each kernel with LLVM at its first dispatch: there a twin takes 50–110 ms
+   * more to compile for 1–2 ms a step, which would put the reference CNN's first step over a second.
+   * true for long training on llvmpipe (the CNN's step about 13% faster); false to use the scalar kernels.
+   */
+  vectors?: boolean | "auto";
   /** Fill every new output buffer with NaN, so an element a kernel forgets to write shows up (tests). */
   poisonOutputs?: boolean;
   /** Check uploaded float data for NaN and Infinity and refuse it. */
@@ -27,8 +35,9 @@ const DTYPES: readonly DType[] = ["f32", "u32"];
 
 /** Checks Engine.create's options (and compile's engineOptions) before anything is acquired. */
 export function checkEngineOptions(options: unknown, what = "Engine.create"): EngineOptions {
-  const o = optionsOf<EngineOptions>(options, what, [...GPU_OPTIONS, "matmul", "poisonOutputs", "checkFinite"]);
+  const o = optionsOf<EngineOptions>(options, what, [...GPU_OPTIONS, "matmul", "vectors", "poisonOutputs", "checkFinite"]);
   oneOf(o.matmul, `${what}: matmul`, MATMUL_CHOICES);
+  if (o.vectors !== undefined && o.vectors !== "auto" && typeof o.vectors !== "boolean") throw new ConfigError(`${what}: vectors must be true, false or "auto", got ${shown(o.vectors)}`);
   flag(o.poisonOutputs, `${what}: poisonOutputs`);
   flag(o.checkFinite, `${what}: checkFinite`);
   checkGpuOptions(o, what);
@@ -38,6 +47,7 @@ export function checkEngineOptions(options: unknown, what = "Engine.create"): En
 export class Engine implements KernelContext {
   readonly kernels: KernelRegistry;
   matmulVariant: MatmulVariant;
+  readonly vec4: boolean;
 
   private constructor(
     readonly gpu: Gpu,
@@ -46,6 +56,8 @@ export class Engine implements KernelContext {
     this.kernels = new KernelRegistry(gpu.device);
     const m = options.matmul ?? "auto";
     this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
+    const v = options.vectors ?? "auto";
+    this.vec4 = v === "auto" ? !/llvmpipe/i.test(`${gpu.report.device} ${gpu.report.description} ${gpu.report.architecture}`) : v;
   }
 
   /** The matmul variants this device can run. */

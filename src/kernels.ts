@@ -50,6 +50,12 @@ export function matmulVariants(device: GPUDevice, subgroupSizes?: readonly [numb
 export interface KernelContext {
   kernels: KernelRegistry;
   matmulVariant: MatmulVariant;
+  /**
+   * Whether memory-bound kernels take their vec4 twins where shapes allow (max pooling with tiling
+   * windows, bias_grad, SGD/Adam): 4 floats per load and store. Default true; the engine turns it off on
+   * llvmpipe (see EngineOptions.vectors).
+   */
+  vec4?: boolean;
   /** Workgroups per grid dimension before a kernel folds its grid (default: the device's limit; tests lower it). */
   maxWorkgroups?: number;
 }
@@ -167,7 +173,7 @@ function poolBatchPerInvocation(ctx: KernelContext, B: number, rows: number): nu
 /** Pool kernels run on a (channel, column, row · batch chunk) grid; the workgroup covers the channels first. */
 async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, plan: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
   // The tiling kernels' vec4 twins (pool.wgsl's *_tiled4) see C / 4 channels of 4 floats each.
-  const vec4 = entry.endsWith("_tiled") && plan.C % 4 === 0;
+  const vec4 = ctx.vec4 !== false && entry.endsWith("_tiled") && plan.C % 4 === 0;
   const p = vec4 ? { ...plan, C: plan.C / 4 } : plan;
   if (vec4) {
     entry += "4";
@@ -225,9 +231,10 @@ const BIAS_GRAD_BLOCK = 8192;
  * rows per workgroup, `splits` row chunks (more than one: the column sums go through `splits·N` floats
  * of partials and a second pass).
  */
-export function biasGradLayout(R: number, N: number, limit = 65535): { cols: number; sub: number; chunk: number; splits: number; vec4: boolean } {
+export function biasGradLayout(ctx: KernelContext, R: number, N: number): { cols: number; sub: number; chunk: number; splits: number; vec4: boolean } {
   // Where N is a multiple of 4, bias_grad4 walks vec4s of 4 columns: the layout is of N / 4 of them.
-  const vec4 = N % 4 === 0;
+  const vec4 = ctx.vec4 !== false && N % 4 === 0;
+  const limit = gridLimit(ctx);
   const width = vec4 ? N / 4 : N;
   const cols = Math.min(width, WG);
   const sub = Math.floor(WG / cols);
@@ -237,8 +244,8 @@ export function biasGradLayout(R: number, N: number, limit = 65535): { cols: num
 }
 
 /** Floats of scratch bias_grad needs for its partial column sums (0: none). */
-export function biasGradPartials(R: number, N: number, limit?: number): number {
-  const { splits } = biasGradLayout(R, N, limit);
+export function biasGradPartials(ctx: KernelContext, R: number, N: number): number {
+  const { splits } = biasGradLayout(ctx, R, N);
   return splits > 1 ? splits * N : 0;
 }
 
@@ -251,7 +258,7 @@ export function biasGradPartials(R: number, N: number, limit?: number): number {
 export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | undefined, R: number, N: number, dact?: { act: Activation; y: Binding; dz: Binding }, label = "bias_grad", accumulate = false, partials?: Binding): Promise<Dispatch[]> {
   const act = activationCode(dact?.act);
   if (!db && act === 0) throw new ConfigError(`${label}: nothing to compute (no bias and a linear activation)`);
-  const { vec4, ...layout } = biasGradLayout(R, N, gridLimit(ctx));
+  const { vec4, ...layout } = biasGradLayout(ctx, R, N);
   const split = db !== undefined && layout.splits > 1;
   if (split && !partials) throw new ConfigError(`${label}: a (${R}, ${N}) bias gradient needs ${layout.splits * N} floats of partial sums`);
   const k = await ctx.kernels.kernel("bias_grad.wgsl", vec4 ? "bias_grad4" : "bias_grad", split ? { WG } : { WG, ...accumulating(db && accumulate) });
@@ -300,7 +307,7 @@ export interface ArenaIo {
  * vec4 entry point (`<entry>4`, one vec4 per invocation, its n uniform in vec4s), else the scalar one.
  */
 async function arenaUpdate(ctx: KernelContext, entry: "sgd" | "adam", buffers: Record<string, Binding>, n: number, uniforms: Record<string, number>, label: string): Promise<Dispatch> {
-  const vec4 = n % 4 === 0;
+  const vec4 = ctx.vec4 !== false && n % 4 === 0;
   const k = await ctx.kernels.kernel("optimizer.wgsl", vec4 ? `${entry}4` : entry, { WG });
   const bound = vec4 ? Object.fromEntries(Object.entries(buffers).map(([name, b]) => [`${name}4`, b])) : buffers;
   const grid = vec4 ? grid1d(n / 4, WG) : grid1d(n, WG * ELEMENTS);

@@ -268,7 +268,7 @@ export async function biasGrad(dy: Tensor): Promise<Tensor> {
 
 /** A temporary buffer for bias_grad's partial column sums of an (R, N) gradient, where it needs one. */
 function biasPartials(e: Engine, R: number, N: number): GPUBuffer | undefined {
-  const floats = K.biasGradPartials(R, N, K.gridLimit(e));
+  const floats = K.biasGradPartials(e, R, N);
   return floats > 0 ? e.createBuffer(floats * 4, "bias grad partials", false) : undefined;
 }
 

@@ -28,6 +28,19 @@ describe("device acquisition", () => {
     }
   });
 
+  // The vec4 twins cost llvmpipe 50–110 ms each to compile at first dispatch (EngineOptions.vectors).
+  it("takes the vec4 kernels by default everywhere but on llvmpipe, and lets a user choose", async () => {
+    const lavapipe = await Engine.create({ adapter: "lavapipe" });
+    const swiftshader = await Engine.create({ adapter: "swiftshader" });
+    const pinned = await Engine.create({ adapter: "lavapipe", vectors: true });
+    try {
+      expect(lavapipe.describe()).toMatch(/llvmpipe/);
+      expect([lavapipe.vec4, swiftshader.vec4, pinned.vec4]).toEqual([false, true, true]);
+    } finally {
+      for (const e of [lavapipe, swiftshader, pinned]) e.dispose();
+    }
+  });
+
   it("reports an uncaptured validation error at the next read, with the culprit's label", async () => {
     const errors: GpuError[] = [];
     const e = await Engine.create({ onError: (err) => errors.push(err) });

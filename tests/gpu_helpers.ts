@@ -3,9 +3,13 @@ import { Engine } from "../src/engine.ts";
 
 let engine: Promise<Engine> | undefined;
 
-/** The file's engine; every output buffer it allocates starts as NaN so unwritten elements fail. */
+/**
+ * The file's engine; every output buffer it allocates starts as NaN so unwritten elements fail. It takes
+ * the vec4 kernels wherever shapes allow, as it would on any adapter but llvmpipe (where they are off by
+ * default): the kernel tests' shapes then cover both, vec4 where a width is a multiple of 4, scalar where not.
+ */
 export function gpuEngine(): Promise<Engine> {
-  engine ??= Engine.create({ poisonOutputs: true });
+  engine ??= Engine.create({ poisonOutputs: true, vectors: true });
   return engine;
 }
 

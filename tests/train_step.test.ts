@@ -3,15 +3,20 @@
 // cross-entropy and binary cross-entropy.
 import { afterAll, describe, expect, it } from "vitest";
 import { Dense, Sequential, referenceCnn } from "../src/index.ts";
-import type { Engine } from "../src/engine.ts";
+import { Engine } from "../src/engine.ts";
 import type { LossName, OptimizerConfig } from "../src/model/model.ts";
 import * as ref from "./reference/cpu.ts";
 import { referenceGradients, type RefLayer } from "./reference/model_step.ts";
 import { randomArray } from "./reference/random.ts";
 import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
 
-let engine: Engine | undefined;
-afterAll(() => engine?.dispose());
+// Both kernel sets: the vec4 twins of pooling, bias gradients and the optimizers (every adapter's default
+// but llvmpipe's) and the scalar kernels (llvmpipe's default).
+const engines: Record<string, Promise<Engine>> = {};
+const engineFor = (vectors: boolean) => (engines[String(vectors)] ??= vectors ? gpuEngine() : Engine.create({ poisonOutputs: true, vectors: false }));
+afterAll(async () => {
+  for (const e of Object.values(engines)) (await e).dispose();
+});
 
 interface Case {
   name: string;
@@ -81,11 +86,12 @@ const optimizers: [string, OptimizerConfig][] = [
   ["Adam", { type: "adam", learningRate: 0.01, epsilon: 1e-3 }],
 ];
 
-describe("one training step: GPU vs float64 reference", () => {
+describe.each([true, false])("one training step: GPU vs float64 reference (vec4 kernels: %s)", (vectors) => {
   for (const c of cases) {
     for (const [optName, optimizer] of optimizers) {
       it(`${c.name}, ${optName}`, async () => {
-        engine ??= await gpuEngine();
+        const engine = await engineFor(vectors);
+        expect(engine.vec4).toBe(vectors);
         const model = c.model();
         await model.compile({ optimizer, loss: c.loss, seed: 3, engine });
         const before = await model.getWeights();

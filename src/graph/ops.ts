@@ -124,7 +124,7 @@ function window(w: Window, s: Shape, B: number, where: string): WindowPlan {
  * linear op dz is dy itself) and the bias gradient, in one pass; the products then read dz.
  */
 async function activationAndBias(ctx: KernelContext, act: Activation, io: BackwardIo, bias: GradOut | undefined, R: number, Nc: number): Promise<{ dz: Binding; out: Dispatch[] }> {
-  const partials = bias && K.biasGradPartials(R, Nc, K.gridLimit(ctx)) > 0 ? io.scratch("dbPartials") : undefined;
+  const partials = bias && K.biasGradPartials(ctx, R, Nc) > 0 ? io.scratch("dbPartials") : undefined;
   if (act === "linear") return { dz: io.dy, out: bias ? await K.biasGrad(ctx, io.dy, bias.buffer, R, Nc, undefined, `${io.label} db`, bias.accumulate, partials) : [] };
   const dz = io.scratch("dz");
   return { dz, out: await K.biasGrad(ctx, io.dy, bias?.buffer, R, Nc, { act, y: io.y, dz }, bias ? `${io.label} dz, db` : `${io.label} dz`, bias?.accumulate ?? false, partials) };
@@ -132,7 +132,7 @@ async function activationAndBias(ctx: KernelContext, act: Activation, io: Backwa
 
 /** Scratch of activationAndBias: dz (when the activation is not linear) and the bias's partial column sums. */
 function activationAndBiasScratch(ctx: KernelContext, act: Activation, bias: boolean, R: number, Nc: number): Record<string, number> {
-  return { dz: act === "linear" ? 0 : R * Nc, dbPartials: bias ? K.biasGradPartials(R, Nc, K.gridLimit(ctx)) : 0 };
+  return { dz: act === "linear" ? 0 : R * Nc, dbPartials: bias ? K.biasGradPartials(ctx, R, Nc) : 0 };
 }
 
 /** Split-K factor of a matmul's dW product (a long K = rows, a small K×N output). */
