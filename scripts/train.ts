@@ -99,7 +99,8 @@ const test = subset(mnist.test, Math.min(testSize, mnist.test.count));
 const model = name === "cnn" ? referenceCnn({ dropout, l2 }) : residualNet();
 const stepsPerEpoch = Math.ceil(train.count / batchSize);
 const rate = decay === 1 ? learningRate : { initial: learningRate, decayRate: decay, decaySteps: stepsPerEpoch };
-await model.compile({ optimizer: { type: "adam", learningRate: rate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed });
+// Minutes of training: the vec4 kernels pay for their longer first compile on llvmpipe too (EngineOptions.vectors).
+await model.compile({ optimizer: { type: "adam", learningRate: rate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed, engineOptions: { vectors: true } });
 console.log(`adapter: ${model.engine.describe()}; matmul: ${model.engine.matmulVariant}`);
 console.log(model.summary());
 const extras = [decay === 1 ? "" : ` × ${decay} per epoch`, l2 ? `, L2 ${l2}` : "", dropout ? `, dropout ${dropout}` : "", augment ? `, augmented (shift ${shift} px, rotate ${rotate}°)` : ""].join("");
