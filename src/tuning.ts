@@ -6,7 +6,7 @@ import { Dispatch, type KernelRegistry } from "./gpu/registry.ts";
 import { BufferUsage, MapMode, STORAGE_USAGE } from "./gpu/flags.ts";
 import { matmul, type MatmulVariant } from "./kernels.ts";
 
-const KEY = "gradwgsl.matmul-tuning.v3";
+const KEY = "gradwgsl.matmul-tuning.v4";
 
 function adapterKey(r: AdapterReport): string {
   return `${r.runtime}|${r.vendor}|${r.architecture}|${r.device}|${r.description}`;
@@ -25,35 +25,60 @@ async function store(): Promise<Store> {
       set: async (all) => ls.setItem(KEY, JSON.stringify(all)),
     };
   }
-  if (typeof process !== "undefined" && process.versions?.node) return (await nodeOnly()).cacheFile<Record<string, MatmulVariant>>("matmul-tuning.v3.json");
+  if (typeof process !== "undefined" && process.versions?.node) return (await nodeOnly()).cacheFile<Record<string, MatmulVariant>>("matmul-tuning.v4.json");
   return { get: async () => ({}), set: async () => undefined };
 }
 
-/** Milliseconds per run of one variant on a shape like the reference CNN's dense layer (median of 3). */
-export async function timeVariant(kernels: KernelRegistry, variant: MatmulVariant, M = 64, N = 128, K = 512): Promise<number> {
+/**
+ * One variant's share of a training step: the three products of a dense layer of 128 units on 512
+ * inputs at batch 64 (forward; dX, B transposed; dW, A transposed, so a tall output), encoded into one
+ * pass. Timing the step's mix rather than one product keeps a variant that is fast on one shape and
+ * slow on the others (direct's 32-row blocks on a short dW) from being chosen.
+ */
+async function stepProducts(kernels: KernelRegistry, variant: MatmulVariant): Promise<{ run(): Promise<number>; destroy(): void }> {
   const device = kernels.device;
+  const [B, IN, OUT] = [64, 512, 128];
   const make = (n: number, label: string) => device.createBuffer({ label, size: n * 4, usage: STORAGE_USAGE });
-  const [a, b, c] = [make(M * K, "tune a"), make(K * N, "tune b"), make(M * N, "tune c")];
-  const d: Dispatch = await matmul({ kernels, matmulVariant: variant }, a, b, c, { M, N, K }, `tune matmul ${variant}`);
-  const once = async () => {
-    const enc = device.createCommandEncoder({ label: "matmul tuning" });
-    const pass = enc.beginComputePass();
-    d.encode(pass);
-    d.encode(pass);
-    pass.end();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
+  const [x, w, y, dx, dw] = [make(B * IN, "tune x"), make(IN * OUT, "tune w"), make(B * OUT, "tune y"), make(B * IN, "tune dx"), make(IN * OUT, "tune dw")];
+  const ctx = { kernels, matmulVariant: variant };
+  const ds: Dispatch[] = [
+    await matmul(ctx, x, w, y, { M: B, N: OUT, K: IN }, `tune forward ${variant}`),
+    await matmul(ctx, y, w, dx, { M: B, N: IN, K: OUT, transB: true }, `tune dX ${variant}`),
+    await matmul(ctx, x, y, dw, { M: IN, N: OUT, K: B, transA: true }, `tune dW ${variant}`),
+  ];
+  return {
+    async run() {
+      const t0 = performance.now();
+      const enc = device.createCommandEncoder({ label: "matmul tuning" });
+      const pass = enc.beginComputePass();
+      for (const d of ds) d.encode(pass);
+      pass.end();
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return performance.now() - t0;
+    },
+    destroy() {
+      for (const d of ds) d.destroy();
+      for (const b of [x, w, y, dx, dw]) b.destroy();
+    },
   };
-  await once();
-  const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    await once();
-    times.push(performance.now() - t0);
+}
+
+/**
+ * Milliseconds per run of each variant's step products (stepProducts): a warm-up each, then 5 rounds
+ * that take the variants in turn, so a slow spell of a shared machine falls on all of them alike; the
+ * median round per variant.
+ */
+export async function timeVariants(kernels: KernelRegistry, variants: readonly MatmulVariant[]): Promise<Partial<Record<MatmulVariant, number>>> {
+  const runs = await Promise.all(variants.map((v) => stepProducts(kernels, v)));
+  try {
+    for (const r of runs) await r.run();
+    const times = variants.map(() => [] as number[]);
+    for (let round = 0; round < 5; round++) for (let i = 0; i < runs.length; i++) times[i]!.push(await runs[i]!.run());
+    return Object.fromEntries(variants.map((v, i) => [v, times[i]!.sort((a, b) => a - b)[2]!]));
+  } finally {
+    for (const r of runs) r.destroy();
   }
-  d.destroy();
-  for (const x of [a, b, c]) x.destroy();
-  return times.sort((x, y) => x - y)[1]!;
 }
 
 /**
@@ -103,9 +128,9 @@ export async function tunedMatmul(kernels: KernelRegistry, report: AdapterReport
   const all = await s.get().catch(() => ({}) as Record<string, MatmulVariant>);
   const cached = all[adapterKey(report)];
   if (cached && variants.includes(cached)) return { variant: cached };
-  const measured: Partial<Record<MatmulVariant, number>> = {};
-  for (const v of variants) if (await variantWorks(kernels, v)) measured[v] = await timeVariant(kernels, v);
-  const working = variants.filter((v) => measured[v] !== undefined);
+  const working: MatmulVariant[] = [];
+  for (const v of variants) if (await variantWorks(kernels, v)) working.push(v);
+  const measured = working.length ? await timeVariants(kernels, working) : {};
   if (!working.length) throw new GpuError(`no matmul variant computes a product correctly on ${describeAdapter(report)}; the driver is broken. Try another adapter (in Node: adapter: "swiftshader" or "lavapipe").`);
   const variant = working.reduce((best, v) => (measured[v]! < measured[best]! ? v : best));
   await s.set({ ...all, [adapterKey(report)]: variant }).catch(() => undefined);

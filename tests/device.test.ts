@@ -72,7 +72,7 @@ describe("matmul autotuning", () => {
       const times = Object.entries(first.measured!) as [string, number][];
       const fastest = times.reduce((best, t) => (t[1] < best[1] ? t : best))[0];
       expect(first.variant).toBe(fastest);
-      const cache = JSON.parse(await readFile(join(dir, "matmul-tuning.v3.json"), "utf8"));
+      const cache = JSON.parse(await readFile(join(dir, "matmul-tuning.v4.json"), "utf8"));
       expect(Object.values(cache)).toEqual([fastest]);
       const again = await tunedMatmul(e.kernels, e.gpu.report, e.matmulVariants);
       expect(again).toEqual({ variant: fastest }); // from the cache, not measured
