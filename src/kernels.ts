@@ -170,6 +170,9 @@ function poolBatchPerInvocation(ctx: KernelContext, B: number, rows: number): nu
   return Math.max(per, Math.ceil(B / Math.floor(gridLimit(ctx) / rows)));
 }
 
+/** The bindings of a kernel's vec4 twin: each buffer under its binding's name with a 4 appended (x → x4). */
+const vec4Bindings = (buffers: Record<string, Binding>): Record<string, Binding> => Object.fromEntries(Object.entries(buffers).map(([name, b]) => [`${name}4`, b]));
+
 /** Pool kernels run on a (channel, column, row · batch chunk) grid; the workgroup covers the channels first. */
 async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, plan: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
   // The tiling kernels' vec4 twins (pool.wgsl's *_tiled4) see C / 4 channels of 4 floats each.
@@ -177,7 +180,7 @@ async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<s
   const p = vec4 ? { ...plan, C: plan.C / 4 } : plan;
   if (vec4) {
     entry += "4";
-    buffers = Object.fromEntries(Object.entries(buffers).map(([name, b]) => [`${name}4`, b]));
+    buffers = vec4Bindings(buffers);
   }
   const WG_C = Math.min(64, 2 ** Math.ceil(Math.log2(p.C)));
   const WG_X = 64 / WG_C;
@@ -263,8 +266,8 @@ export async function biasGrad(ctx: KernelContext, dy: Binding, db: Binding | un
   if (split && !partials) throw new ConfigError(`${label}: a (${R}, ${N}) bias gradient needs ${layout.splits * N} floats of partial sums`);
   const k = await ctx.kernels.kernel("bias_grad.wgsl", vec4 ? "bias_grad4" : "bias_grad", split ? { WG } : { WG, ...accumulating(db && accumulate) });
   const { placeholder, placeholderOut } = ctx.kernels;
-  const v = vec4 ? "4" : "";
-  const buffers = { [`dy${v}`]: dy, [`act_y${v}`]: act ? dact!.y : placeholder, [`dz${v}`]: act ? dact!.dz : placeholderOut, [`db${v}`]: split ? partials! : (db ?? placeholderOut) };
+  const scalar = { dy, act_y: act ? dact!.y : placeholder, dz: act ? dact!.dz : placeholderOut, db: split ? partials! : (db ?? placeholderOut) };
+  const buffers = vec4 ? vec4Bindings(scalar) : scalar;
   const width = vec4 ? N / 4 : N;
   const uniforms = { R, N: width, act, has_db: db ? 1 : 0, ...layout };
   const grid: [number, number, number] = [Math.ceil(width / layout.cols), layout.splits, 1];
@@ -309,7 +312,7 @@ export interface ArenaIo {
 async function arenaUpdate(ctx: KernelContext, entry: "sgd" | "adam", buffers: Record<string, Binding>, n: number, uniforms: Record<string, number>, label: string): Promise<Dispatch> {
   const vec4 = ctx.vec4 !== false && n % 4 === 0;
   const k = await ctx.kernels.kernel("optimizer.wgsl", vec4 ? `${entry}4` : entry, { WG });
-  const bound = vec4 ? Object.fromEntries(Object.entries(buffers).map(([name, b]) => [`${name}4`, b])) : buffers;
+  const bound = vec4 ? vec4Bindings(buffers) : buffers;
   const grid = vec4 ? grid1d(n / 4, WG) : grid1d(n, WG * ELEMENTS);
   return new Dispatch(ctx.kernels.device, k, bound, grid, { ...uniforms, n: vec4 ? n / 4 : n }, label);
 }
