@@ -60,6 +60,16 @@ export class Engine implements KernelContext {
     this.vec4 = v === "auto" ? !/llvmpipe/i.test(`${gpu.report.device} ${gpu.report.description} ${gpu.report.architecture}`) : v;
   }
 
+  /**
+   * The options a replacement engine is created with after this one's device is lost: the same ones
+   * (adapter, matmul, vectors, ...), so that training goes on with the same kernels, less a device the
+   * application passed in, which is gone.
+   */
+  get optionsForNewDevice(): EngineOptions {
+    const { device: _lost, ...rest } = this.options;
+    return rest;
+  }
+
   /** The matmul variants this device can run. */
   get matmulVariants(): MatmulVariant[] {
     return matmulVariants(this.gpu.device, this.gpu.report.subgroupSizes);

@@ -7,7 +7,7 @@ import { Engine } from "../src/engine.ts";
 import { ConfigError, DataError, GpuError, ShapeError } from "../src/errors.ts";
 import { Dense, Dropout, Flatten, Sequential } from "../src/index.ts";
 import { BufferUsage } from "../src/gpu/flags.ts";
-import { gpuEngine } from "./gpu_helpers.ts";
+import { freshEngine, gpuEngine } from "./gpu_helpers.ts";
 
 const B = 32;
 const STEPS = 12;
@@ -163,7 +163,7 @@ describe("the cost of a warm call", () => {
 
 describe("device loss in per-batch training", () => {
   it("restores the last snapshot on a new device, says where training is, and training goes on from there", async () => {
-    const own = await Engine.create();
+    const own = await freshEngine();
     const m = await compiled(own);
     m.recoverySnapshotEvery = 3;
     for (let i = 0; i < 5; i++) await m.trainOnBatch(xs(i), ys(i));
@@ -174,6 +174,9 @@ describe("device loss in per-batch training", () => {
     expect((err as Error).message).toMatch(/lost at training step 5.*snapshot, at step 3: train the 2 batches since then again/);
     expect(m.step).toBe(3);
     expect(m.engine).not.toBe(own);
+    // The new engine has the lost one's options (vec4 kernels on, which llvmpipe's default is not), so
+    // the same kernels train on.
+    expect(m.engine.vec4).toBe(true);
     // Training again from step 3 ends where an uninterrupted run ends.
     for (let i = 3; i < STEPS; i++) await m.trainOnBatch(xs(i), ys(i));
     const ref = await compiled();
@@ -186,7 +189,7 @@ describe("device loss in per-batch training", () => {
   });
 
   it("a short fit() takes no snapshot of its own: a loss in it restores the model's last one and says so", async () => {
-    const own = await Engine.create();
+    const own = await freshEngine();
     const m = await compiled(own);
     m.recoverySnapshotEvery = 3;
     for (let i = 0; i < 4; i++) await m.trainOnBatch(xs(i), ys(i)); // a snapshot at step 3
@@ -207,7 +210,7 @@ describe("device loss in per-batch training", () => {
   });
 
   it("with no snapshot yet, says that nothing can be resumed", async () => {
-    const own = await Engine.create();
+    const own = await freshEngine();
     const m = await compiled(own);
     await m.trainOnBatch(xs(0), ys(0));
     own.device.destroy();
@@ -221,7 +224,7 @@ describe("device loss in per-batch training", () => {
     const collect = (r: unknown) => void unhandled.push(r);
     process.on("unhandledRejection", collect);
     try {
-      const own = await Engine.create();
+      const own = await freshEngine();
       const m = await compiled(own);
       await m.trainOnBatch(xs(0), ys(0));
       own.device.destroy();

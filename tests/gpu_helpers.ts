@@ -9,8 +9,13 @@ let engine: Promise<Engine> | undefined;
  * default): the kernel tests' shapes then cover both, vec4 where a width is a multiple of 4, scalar where not.
  */
 export function gpuEngine(): Promise<Engine> {
-  engine ??= Engine.create({ poisonOutputs: true, vectors: true });
+  engine ??= freshEngine();
   return engine;
+}
+
+/** A new engine with the file engine's options: runs on both end bitwise alike (recovery tests lose its device). */
+export function freshEngine(): Promise<Engine> {
+  return Engine.create({ poisonOutputs: true, vectors: true });
 }
 
 /**

@@ -2,10 +2,9 @@
 // flight): training completes once, on a new device, bitwise where an uninterrupted run ends.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMnist, subset, type MnistSplit } from "../src/data/mnist.ts";
-import { Engine } from "../src/engine.ts";
 import { Dense, Flatten, Sequential, type Callbacks, type History } from "../src/index.ts";
 import type { NamedWeight } from "../src/plan/weights.ts";
-import { gpuEngine } from "./gpu_helpers.ts";
+import { freshEngine, gpuEngine } from "./gpu_helpers.ts";
 
 const EPOCHS = 3;
 const BATCH = 40;
@@ -104,7 +103,7 @@ describe("device loss at every kind of position in fit", () => {
   for (const p of POSITIONS) {
     it(`at ${p.name}: completes once, with the uninterrupted run's history, step and weights`, async () => {
       const before = unhandled.length;
-      const own = await Engine.create();
+      const own = await freshEngine();
       const model = mlp();
       await model.compile({ optimizer: "adam", loss: "sparseCategoricalCrossentropy", engine: own, seed: 5 });
       let lost = 0;

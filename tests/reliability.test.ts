@@ -7,7 +7,7 @@ import { ConfigError, Conv2D, DataError, Dense, DivergenceError, Flatten, Global
 import * as ops from "../src/entry/ops.ts";
 import * as K from "../src/kernels.ts";
 import { randomArray } from "./reference/random.ts";
-import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
+import { expectRelClose, freshEngine, gpuEngine } from "./gpu_helpers.ts";
 
 let engine: Engine | undefined;
 afterAll(() => engine?.dispose());
@@ -49,7 +49,7 @@ describe("device loss during fit", () => {
     const expected = await baseline.getWeights();
     baseline.dispose();
     const model = mlp();
-    const own = await Engine.create();
+    const own = await freshEngine();
     await model.compile({ optimizer: "adam", loss: "sparseCategoricalCrossentropy", engine: own, seed: 2 });
     const events: { lostAt: { t: number }; resumedFrom: { t: number } }[] = [];
     let destroyed = false;

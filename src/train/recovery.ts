@@ -126,12 +126,13 @@ export class Recovery {
 
   /**
    * A new session on a new device with the snapshot's weights, state and optimizer slots (the old
-   * session's objects are gone with its device).
+   * session's objects are gone with its device). The new engine takes compile()'s engineOptions, or where
+   * the model was given an engine, that engine's own options.
    */
   async restore(engineOptions: EngineOptions | undefined): Promise<Session> {
     const snap = this.latest();
     const old = this.session;
-    const engine = await Engine.create(engineOptions);
+    const engine = await Engine.create(engineOptions ?? old.engine.optionsForNewDevice);
     const session = await Session.create(engine, old.spec);
     session.store.adopt(old.store, { params: snap.params, state: snap.state }, snap.slots.map((src, i) => ({ src, dst: session.optimizer.slots[i]! })));
     engine.device.queue.writeBuffer(session.metrics.train, 0, snap.metrics as Float32Array<ArrayBuffer>);
