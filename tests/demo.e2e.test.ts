@@ -94,13 +94,23 @@ async function drawDigit(page: Page, digit: [number, number][]): Promise<number>
     from = to;
   }
   await page.mouse.up();
-  const handle = await page.waitForFunction(
-    () => {
-      const el = document.querySelector<HTMLElement>('[data-testid="draw-prediction"]');
-      return el?.dataset.busy === "false" && el.dataset.digit && el.dataset.latencyMs !== undefined ? { ms: Number(el.dataset.latencyMs) } : false;
-    },
-    { timeout: 30_000 },
-  );
+  const handle = await page
+    .waitForFunction(
+      () => {
+        const el = document.querySelector<HTMLElement>('[data-testid="draw-prediction"]');
+        return el?.dataset.busy === "false" && el.dataset.digit && el.dataset.latencyMs !== undefined ? { ms: Number(el.dataset.latencyMs) } : false;
+      },
+      { timeout: 30_000 },
+    )
+    .catch(async (e: Error) => {
+      // Say what the page showed: its state, any error it reported, and the reading's own state.
+      const seen = await page.evaluate(() => ({
+        state: document.querySelector('[data-testid="train-state"]')?.textContent,
+        errors: document.querySelector('[data-testid="errors"]')?.textContent,
+        reading: { ...document.querySelector<HTMLElement>('[data-testid="draw-prediction"]')?.dataset },
+      }));
+      throw new Error(`${e.message}; the page showed ${JSON.stringify(seen)}`);
+    });
   return ((await handle.jsonValue()) as { ms: number }).ms;
 }
 
