@@ -99,7 +99,7 @@ const test = subset(mnist.test, Math.min(testSize, mnist.test.count));
 const model = name === "cnn" ? referenceCnn({ dropout, l2 }) : residualNet();
 const stepsPerEpoch = Math.ceil(train.count / batchSize);
 const rate = decay === 1 ? learningRate : { initial: learningRate, decayRate: decay, decaySteps: stepsPerEpoch };
-// Minutes of training: the vec4 kernels pay for their longer first compile on llvmpipe too (EngineOptions.vectors).
+// The vec4 kernels (EngineOptions.vectors, off by default): on lavapipe minutes of training repay their longer first compile.
 await model.compile({ optimizer: { type: "adam", learningRate: rate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed, engineOptions: { vectors: true } });
 console.log(`adapter: ${model.engine.describe()}; matmul: ${model.engine.matmulVariant}`);
 console.log(model.summary());

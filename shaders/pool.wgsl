@@ -11,11 +11,6 @@
 // backward: y; the gathering backward: dx), looping over `per` batch items: grid (ceil(C / WG_C),
 // ceil(width / WG_X), height · ceil(B / per)). So finding an element's place takes one division per
 // `per` elements instead of two per element (integer division is scalar, and slow, on CPU adapters).
-// Vectors: where C is a multiple of 4, the tiling kernels have *_tiled4 twins that move 4 neighbouring
-// channels per load and store, through the same buffers bound as vec4 arrays, with pool.C = C / 4 (the
-// host's choice: indices are then in vec4s, and argmax holds the flat float index, 4·i + lane). A CPU
-// driver pays per load and store, whatever its width (SwiftShader: 14 ns per float moved one at a time,
-// 5 as vec4s).
 // Overrides: ACCUMULATE (a pipeline constant, so the common overwrite has no read of the output), WG_C,
 // WG_X, and the tiling kernels' window WIN_H × WIN_W.
 
@@ -34,13 +29,6 @@ struct Pool {
 @group(0) @binding(4) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> argmax_in: array<u32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
-// The same tensors as 4-channel vectors, for the *_tiled4 kernels (C a multiple of 4).
-@group(0) @binding(7) var<storage, read_write> x4: array<vec4f>;
-@group(0) @binding(8) var<storage, read_write> y4: array<vec4f>;
-@group(0) @binding(9) var<storage, read_write> argmax4: array<vec4u>;
-@group(0) @binding(10) var<storage, read_write> dy4: array<vec4f>;
-@group(0) @binding(11) var<storage, read_write> argmax_in4: array<vec4u>;
-@group(0) @binding(12) var<storage, read_write> dx4: array<vec4f>;
 
 override ACCUMULATE: bool = false;
 override WG_C: u32 = 32;
@@ -56,19 +44,6 @@ fn store_dx(i: u32, v: f32) {
   } else {
     dx[i] = v;
   }
-}
-
-fn store_dx4(i: u32, v: vec4f) {
-  if (ACCUMULATE) {
-    dx4[i] += v;
-  } else {
-    dx4[i] = v;
-  }
-}
-
-// The flat float indices of the 4 channels in vec4 i.
-fn lanes(i: u32) -> vec4u {
-  return vec4u(4u * i) + vec4u(0u, 1u, 2u, 3u);
 }
 
 struct Window { y0: i32, y1: i32, x0: i32, x1: i32 }
@@ -257,69 +232,6 @@ fn max_pool_backward_tiled(@builtin(global_invocation_id) gid: vec3u) {
         for (var ix = x0; ix < x1; ix++) {
           if (iy >= y0 + WIN_H || ix >= x0 + WIN_W) {
             store_dx(at(b, iy, ix, e.c, pool.H, pool.W), 0.0);
-          }
-        }
-      }
-    }
-    o += pool.OH * pool.OW * pool.C;
-    first += pool.H * row;
-  }
-}
-
-// max_pool_forward_tiled over 4 channels at a time (pool.C = C / 4).
-@compute @workgroup_size(WG_C, WG_X, 1)
-fn max_pool_forward_tiled4(@builtin(global_invocation_id) gid: vec3u) {
-  let e = cell(gid, pool.OH, pool.OW);
-  if (e.x == pool.OW) {
-    return;
-  }
-  let row = pool.W * pool.C;
-  var first = at(e.b0, e.y * pool.SH, e.x * pool.SW, e.c, pool.H, pool.W);
-  var o = at(e.b0, e.y, e.x, e.c, pool.OH, pool.OW);
-  for (var b = e.b0; b < e.b1; b++) {
-    var best = x4[first];
-    var best_i = lanes(first);
-    for (var t = 1u; t < WIN_H * WIN_W; t++) {
-      let i = first + (t / WIN_W) * row + (t % WIN_W) * pool.C;
-      let v = x4[i];
-      let better = v > best;
-      best = select(best, v, better);
-      best_i = select(best_i, lanes(i), better);
-    }
-    y4[o] = best;
-    argmax4[o] = best_i;
-    first += pool.H * row;
-    o += pool.OH * pool.OW * pool.C;
-  }
-}
-
-// max_pool_backward_tiled over 4 channels at a time (pool.C = C / 4).
-@compute @workgroup_size(WG_C, WG_X, 1)
-fn max_pool_backward_tiled4(@builtin(global_invocation_id) gid: vec3u) {
-  let e = cell(gid, pool.OH, pool.OW);
-  if (e.x == pool.OW) {
-    return;
-  }
-  let row = pool.W * pool.C;
-  let y0 = e.y * pool.SH;
-  let x0 = e.x * pool.SW;
-  let y1 = select(y0 + WIN_H, pool.H, e.y == pool.OH - 1u);
-  let x1 = select(x0 + WIN_W, pool.W, e.x == pool.OW - 1u);
-  let remainder = y1 > y0 + WIN_H || x1 > x0 + WIN_W;
-  var o = at(e.b0, e.y, e.x, e.c, pool.OH, pool.OW);
-  var first = at(e.b0, y0, x0, e.c, pool.H, pool.W);
-  for (var b = e.b0; b < e.b1; b++) {
-    let g = dy4[o];
-    let winner = argmax_in4[o];
-    for (var t = 0u; t < WIN_H * WIN_W; t++) {
-      let i = first + (t / WIN_W) * row + (t % WIN_W) * pool.C;
-      store_dx4(i, select(vec4f(0.0), g, lanes(i) == winner));
-    }
-    if (remainder) {
-      for (var iy = y0; iy < y1; iy++) {
-        for (var ix = x0; ix < x1; ix++) {
-          if (iy >= y0 + WIN_H || ix >= x0 + WIN_W) {
-            store_dx4(at(b, iy, ix, e.c, pool.H, pool.W), vec4f(0.0));
           }
         }
       }

@@ -17,13 +17,15 @@ export interface EngineOptions extends GpuOptions {
    */
   matmul?: MatmulVariant | "auto" | "guess";
   /**
-   * vec4 twins of the memory-bound kernels (max pooling with tiling windows, bias gradients, SGD/Adam),
-   * which move 4 floats per load and store where shapes allow. "auto" (default): on, except on llvmpipe
-   * (lavapipe), which compiles each kernel with LLVM at its first dispatch: there a twin takes 50–110 ms
-   * more to compile for 1–2 ms a step, which would put the reference CNN's first step over a second.
-   * true for long training on llvmpipe (the CNN's step about 13% faster); false to use the scalar kernels.
+   * vec4 twins of the memory-bound kernels (bias gradients, SGD/Adam), which move 4 floats per load and
+   * store where shapes allow: on CPU adapters these kernels run 1.4–2.4× faster (SwiftShader pays per
+   * storage access, whatever its width). Off by default: in Chromium on SwiftShader the demo's training
+   * froze, at the first drawn digit read while it trained, in about a third of the runs with them on and
+   * in none with them off, for a reason not yet found; and on llvmpipe each twin takes 45–110 ms more to
+   * compile at its first dispatch. `npm run train` turns them on (Node, lavapipe: minutes of training
+   * repay the compile).
    */
-  vectors?: boolean | "auto";
+  vectors?: boolean;
   /** Fill every new output buffer with NaN, so an element a kernel forgets to write shows up (tests). */
   poisonOutputs?: boolean;
   /** Check uploaded float data for NaN and Infinity and refuse it. */
@@ -37,7 +39,7 @@ const DTYPES: readonly DType[] = ["f32", "u32"];
 export function checkEngineOptions(options: unknown, what = "Engine.create"): EngineOptions {
   const o = optionsOf<EngineOptions>(options, what, [...GPU_OPTIONS, "matmul", "vectors", "poisonOutputs", "checkFinite"]);
   oneOf(o.matmul, `${what}: matmul`, MATMUL_CHOICES);
-  if (o.vectors !== undefined && o.vectors !== "auto" && typeof o.vectors !== "boolean") throw new ConfigError(`${what}: vectors must be true, false or "auto", got ${shown(o.vectors)}`);
+  flag(o.vectors, `${what}: vectors`);
   flag(o.poisonOutputs, `${what}: poisonOutputs`);
   flag(o.checkFinite, `${what}: checkFinite`);
   checkGpuOptions(o, what);
@@ -56,8 +58,7 @@ export class Engine implements KernelContext {
     this.kernels = new KernelRegistry(gpu.device);
     const m = options.matmul ?? "auto";
     this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
-    const v = options.vectors ?? "auto";
-    this.vec4 = v === "auto" ? !/llvmpipe/i.test(`${gpu.report.device} ${gpu.report.description} ${gpu.report.architecture}`) : v;
+    this.vec4 = options.vectors ?? false;
   }
 
   /**

@@ -51,9 +51,8 @@ export interface KernelContext {
   kernels: KernelRegistry;
   matmulVariant: MatmulVariant;
   /**
-   * Whether memory-bound kernels take their vec4 twins where shapes allow (max pooling with tiling
-   * windows, bias_grad, SGD/Adam): 4 floats per load and store. Default true; the engine turns it off on
-   * llvmpipe (see EngineOptions.vectors).
+   * Whether memory-bound kernels take their vec4 twins where shapes allow (bias_grad, SGD/Adam): 4 floats
+   * per load and store. Default true here; an Engine sets it from EngineOptions.vectors (default false).
    */
   vec4?: boolean;
   /** Workgroups per grid dimension before a kernel folds its grid (default: the device's limit; tests lower it). */
@@ -170,21 +169,11 @@ function poolBatchPerInvocation(ctx: KernelContext, B: number, rows: number): nu
   return Math.max(per, Math.ceil(B / Math.floor(gridLimit(ctx) / rows)));
 }
 
-/** The bindings of a kernel's vec4 twin: each buffer under its binding's name with a 4 appended (x → x4). */
-const vec4Bindings = (buffers: Record<string, Binding>): Record<string, Binding> => Object.fromEntries(Object.entries(buffers).map(([name, b]) => [`${name}4`, b]));
-
 /** Pool kernels run on a (channel, column, row · batch chunk) grid; the workgroup covers the channels first. */
-async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, plan: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
-  // The tiling kernels' vec4 twins (pool.wgsl's *_tiled4) see C / 4 channels of 4 floats each.
-  const vec4 = ctx.vec4 !== false && entry.endsWith("_tiled") && plan.C % 4 === 0;
-  const p = vec4 ? { ...plan, C: plan.C / 4 } : plan;
-  if (vec4) {
-    entry += "4";
-    buffers = vec4Bindings(buffers);
-  }
+async function poolDispatch(ctx: KernelContext, entry: string, buffers: Record<string, Binding>, p: WindowPlan, over: "input" | "output", label: string, accumulate = false): Promise<Dispatch> {
   const WG_C = Math.min(64, 2 ** Math.ceil(Math.log2(p.C)));
   const WG_X = 64 / WG_C;
-  const window: Record<string, number> = entry.includes("_tiled") ? { WIN_H: p.KH, WIN_W: p.KW } : {};
+  const window: Record<string, number> = entry.endsWith("_tiled") ? { WIN_H: p.KH, WIN_W: p.KW } : {};
   const k = await ctx.kernels.kernel("pool.wgsl", entry, { WG_C, WG_X, ...window, ...accumulating(accumulate) });
   const [rows, width] = over === "input" ? [p.H, p.W] : [p.OH, p.OW];
   if (rows > gridLimit(ctx) || Math.ceil(width / WG_X) > gridLimit(ctx)) throw new ConfigError(`${label}: a ${rows}×${width} image is more than one grid covers (${gridLimit(ctx)} rows)`);
@@ -245,6 +234,9 @@ export function biasGradLayout(ctx: KernelContext, R: number, N: number): { cols
   const chunk = Math.max(rows, Math.ceil(R / limit / sub) * sub);
   return { cols, sub, chunk, splits: Math.max(1, Math.ceil(R / chunk)), vec4 };
 }
+
+/** The bindings of a kernel's vec4 twin: each buffer under its binding's name with a 4 appended (x → x4). */
+const vec4Bindings = (buffers: Record<string, Binding>): Record<string, Binding> => Object.fromEntries(Object.entries(buffers).map(([name, b]) => [`${name}4`, b]));
 
 /** Floats of scratch bias_grad needs for its partial column sums (0: none). */
 export function biasGradPartials(ctx: KernelContext, R: number, N: number): number {

@@ -98,7 +98,7 @@ const CASES: Record<string, Case[]> = {
   "Engine.create and acquireGpu": [
     ['Engine.create({ matmul: "fast" })', () => Engine.create({ matmul: "fast" as never }), /matmul.*auto.*guess.*tiled.*direct.*"fast"/],
     ["Engine.create({ matmul: 1 })", () => Engine.create({ matmul: 1 as never }), /matmul/],
-    ['Engine.create({ vectors: "yes" })', () => Engine.create({ vectors: "yes" as never }), /vectors must be true, false or "auto", got "yes"/],
+    ['Engine.create({ vectors: "yes" })', () => Engine.create({ vectors: "yes" as never }), /vectors must be true or false, got "yes"/],
     ['Engine.create({ adapter: "lavapipe", matmul: "subgroup4" }) (its subgroups have 8 lanes)', () => Engine.create({ adapter: "lavapipe", matmul: "subgroup4" }), /matmul "subgroup4" cannot run on llvmpipe.*exactly 4 lanes.*8–8.*tiled, direct, subgroup8/],
     ['Engine.create({ adapter: "swiftshader", matmul: "subgroup8" }) (its subgroups have 4 lanes)', () => Engine.create({ adapter: "swiftshader", matmul: "subgroup8" }), /matmul "subgroup8" cannot run on SwiftShader.*exactly 8 lanes.*4–4.*tiled, direct, subgroup4/],
     ['Engine.create({ adapter: "cuda" })', () => Engine.create({ adapter: "cuda" as never }), /adapter.*auto.*hardware.*lavapipe.*swiftshader.*"cuda"/],

@@ -106,10 +106,13 @@ async function drawDigit(page: Page, digit: [number, number][]): Promise<number>
       // Say what the page showed: its state, any error it reported, and the reading's own state.
       const seen = await page.evaluate(() => ({
         state: document.querySelector('[data-testid="train-state"]')?.textContent,
+        step: document.querySelector('[data-testid="step-count"]')?.textContent,
         errors: document.querySelector('[data-testid="errors"]')?.textContent,
         reading: { ...document.querySelector<HTMLElement>('[data-testid="draw-prediction"]')?.dataset },
       }));
-      throw new Error(`${e.message}; the page showed ${JSON.stringify(seen)}`);
+      await sleep(2000);
+      const later = await page.evaluate(() => document.querySelector('[data-testid="step-count"]')?.textContent);
+      throw new Error(`${e.message}; the page showed ${JSON.stringify(seen)}, and step ${later} 2 s later`);
     });
   return ((await handle.jsonValue()) as { ms: number }).ms;
 }

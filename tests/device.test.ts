@@ -28,16 +28,15 @@ describe("device acquisition", () => {
     }
   });
 
-  // The vec4 twins cost llvmpipe 50–110 ms each to compile at first dispatch (EngineOptions.vectors).
-  it("takes the vec4 kernels by default everywhere but on llvmpipe, and lets a user choose", async () => {
-    const lavapipe = await Engine.create({ adapter: "lavapipe" });
+  // The vec4 twins are opt-in (EngineOptions.vectors); the kernels' tests and a training step check them.
+  it("takes the vec4 kernels only when asked", async () => {
+    const plain = await Engine.create({ adapter: "lavapipe" });
     const swiftshader = await Engine.create({ adapter: "swiftshader" });
-    const pinned = await Engine.create({ adapter: "lavapipe", vectors: true });
+    const asked = await Engine.create({ adapter: "lavapipe", vectors: true });
     try {
-      expect(lavapipe.describe()).toMatch(/llvmpipe/);
-      expect([lavapipe.vec4, swiftshader.vec4, pinned.vec4]).toEqual([false, true, true]);
+      expect([plain.vec4, swiftshader.vec4, asked.vec4]).toEqual([false, false, true]);
     } finally {
-      for (const e of [lavapipe, swiftshader, pinned]) e.dispose();
+      for (const e of [plain, swiftshader, asked]) e.dispose();
     }
   });
 

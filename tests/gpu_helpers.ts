@@ -5,8 +5,9 @@ let engine: Promise<Engine> | undefined;
 
 /**
  * The file's engine; every output buffer it allocates starts as NaN so unwritten elements fail. It takes
- * the vec4 kernels wherever shapes allow, as it would on any adapter but llvmpipe (where they are off by
- * default): the kernel tests' shapes then cover both, vec4 where a width is a multiple of 4, scalar where not.
+ * the vec4 kernels (EngineOptions.vectors) wherever shapes allow: the kernel tests' shapes then cover
+ * both, vec4 where a width is a multiple of 4, scalar where not; models on engines of their own take the
+ * scalar ones (the default).
  */
 export function gpuEngine(): Promise<Engine> {
   engine ??= freshEngine();

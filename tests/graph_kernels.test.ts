@@ -213,7 +213,7 @@ describe("accumulate mode of the existing gradient writers", () => {
 
   const POOLS: ref.Pool2dGeom[] = [
     { B: 3, H: 11, W: 7, C: 5, PH: 3, PW: 2, SH: 3, SW: 2, padding: "valid" }, // tiled scatter, uncovered remainder
-    { B: 3, H: 11, W: 7, C: 8, PH: 3, PW: 2, SH: 3, SW: 2, padding: "valid" }, // the same over 4-channel vectors
+    { B: 3, H: 11, W: 7, C: 8, PH: 3, PW: 2, SH: 3, SW: 2, padding: "valid" }, // the same, channels a multiple of 4
     { B: 2, H: 8, W: 8, C: 3, PH: 2, PW: 2, SH: 2, SW: 2, padding: "valid" }, // tiled scatter, exact cover
     { B: 1, H: 7, W: 5, C: 2, PH: 3, PW: 3, SH: 1, SW: 1, padding: "valid" }, // gather, overlapping windows
     { B: 2, H: 7, W: 9, C: 3, PH: 2, PW: 2, SH: 2, SW: 2, padding: "same" }, // gather, padded

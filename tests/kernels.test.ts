@@ -134,7 +134,7 @@ const POOLS: ref.Pool2dGeom[] = [
   { B: 1, H: 7, W: 5, C: 2, PH: 3, PW: 3, SH: 1, SW: 1, padding: "valid" }, // overlapping windows
   { B: 2, H: 5, W: 8, C: 1, PH: 3, PW: 2, SH: 2, SW: 1, padding: "same" },
   { B: 3, H: 11, W: 7, C: 5, PH: 3, PW: 2, SH: 3, SW: 2, padding: "valid" }, // tiling windows, uncovered remainder
-  { B: 10, H: 11, W: 7, C: 12, PH: 3, PW: 2, SH: 3, SW: 2, padding: "valid" }, // the same over 4-channel vectors, batch chunks of 8
+  { B: 10, H: 11, W: 7, C: 12, PH: 3, PW: 2, SH: 3, SW: 2, padding: "valid" }, // the same, channels a multiple of 4, batch chunks of 8
   { B: 19, H: 9, W: 7, C: 3, PH: 2, PW: 2, SH: 2, SW: 2, padding: "same" }, // batch chunks of 8 on CPU adapters, the last one short
   { B: 3, H: 8, W: 6, C: 4, PH: 2, PW: 2, SH: 2, SW: 2, padding: "same" }, // 'same' with nothing to pad: the tiling kernels
 ];

@@ -10,8 +10,8 @@ import { referenceGradients, type RefLayer } from "./reference/model_step.ts";
 import { randomArray } from "./reference/random.ts";
 import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
 
-// Both kernel sets: the vec4 twins of pooling, bias gradients and the optimizers (every adapter's default
-// but llvmpipe's) and the scalar kernels (llvmpipe's default).
+// Both kernel sets: the vec4 twins of the bias gradients and the optimizers (EngineOptions.vectors) and
+// the scalar kernels (the default).
 const engines: Record<string, Promise<Engine>> = {};
 const engineFor = (vectors: boolean) => (engines[String(vectors)] ??= vectors ? gpuEngine() : Engine.create({ poisonOutputs: true, vectors: false }));
 afterAll(async () => {

@@ -947,7 +947,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "pool.wgsl": {
-    "fingerprint": "7b201704",
+    "fingerprint": "4058fa8d",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2, "WIN_H": 2, "WIN_W": 2 },
     "entries": {
       "max_pool_forward": {
@@ -1099,64 +1099,6 @@ export const shaderReflection: ReflectionTable = {
           { "name": "dy", "binding": 4, "type": "storage" },
           { "name": "argmax_in", "binding": 5, "type": "storage" },
           { "name": "dx", "binding": 6, "type": "storage" },
-        ],
-        "uniform": {
-          "name": "pool",
-          "struct": "Pool",
-          "size": 52,
-          "members": {
-            "B": { "offset": 0, "type": "u32" },
-            "H": { "offset": 4, "type": "u32" },
-            "W": { "offset": 8, "type": "u32" },
-            "C": { "offset": 12, "type": "u32" },
-            "PH": { "offset": 16, "type": "u32" },
-            "PW": { "offset": 20, "type": "u32" },
-            "SH": { "offset": 24, "type": "u32" },
-            "SW": { "offset": 28, "type": "u32" },
-            "PT": { "offset": 32, "type": "u32" },
-            "PL": { "offset": 36, "type": "u32" },
-            "OH": { "offset": 40, "type": "u32" },
-            "OW": { "offset": 44, "type": "u32" },
-            "per": { "offset": 48, "type": "u32" },
-          },
-        },
-        "workgroupSize": ["WG_C", "WG_X", 1],
-      },
-      "max_pool_forward_tiled4": {
-        "bindings": [
-          { "name": "pool", "binding": 0, "type": "uniform" },
-          { "name": "x4", "binding": 7, "type": "storage" },
-          { "name": "y4", "binding": 8, "type": "storage" },
-          { "name": "argmax4", "binding": 9, "type": "storage" },
-        ],
-        "uniform": {
-          "name": "pool",
-          "struct": "Pool",
-          "size": 52,
-          "members": {
-            "B": { "offset": 0, "type": "u32" },
-            "H": { "offset": 4, "type": "u32" },
-            "W": { "offset": 8, "type": "u32" },
-            "C": { "offset": 12, "type": "u32" },
-            "PH": { "offset": 16, "type": "u32" },
-            "PW": { "offset": 20, "type": "u32" },
-            "SH": { "offset": 24, "type": "u32" },
-            "SW": { "offset": 28, "type": "u32" },
-            "PT": { "offset": 32, "type": "u32" },
-            "PL": { "offset": 36, "type": "u32" },
-            "OH": { "offset": 40, "type": "u32" },
-            "OW": { "offset": 44, "type": "u32" },
-            "per": { "offset": 48, "type": "u32" },
-          },
-        },
-        "workgroupSize": ["WG_C", "WG_X", 1],
-      },
-      "max_pool_backward_tiled4": {
-        "bindings": [
-          { "name": "pool", "binding": 0, "type": "uniform" },
-          { "name": "dy4", "binding": 10, "type": "storage" },
-          { "name": "argmax_in4", "binding": 11, "type": "storage" },
-          { "name": "dx4", "binding": 12, "type": "storage" },
         ],
         "uniform": {
           "name": "pool",
