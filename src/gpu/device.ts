@@ -2,6 +2,7 @@
 // reporting of device loss and uncaptured GPU errors.
 import { oneOf, shown } from "../args.ts";
 import { ConfigError, GpuError } from "../errors.ts";
+import { CPU_ARCHITECTURES, type AdapterRequest } from "./adapter_kind.ts";
 
 /** What the engine runs on, in words a person can check. */
 export interface AdapterReport {
@@ -26,12 +27,9 @@ function subgroupSizesOf(info: GPUAdapterInfo | undefined): [number, number] | u
   return i?.subgroupMinSize && i.subgroupMaxSize ? [i.subgroupMinSize, i.subgroupMaxSize] : undefined;
 }
 
-export interface GpuOptions {
+export interface GpuOptions extends AdapterRequest {
   /** Use a device the application already has instead of acquiring one. */
   device?: GPUDevice;
-  powerPreference?: GPUPowerPreference;
-  /** In Node: "auto" (a hardware GPU, then lavapipe, then SwiftShader) or one of them explicitly. */
-  adapter?: "auto" | "hardware" | "lavapipe" | "swiftshader";
   /** Called for device loss and uncaptured GPU errors (default: console.error). */
   onError?: (error: GpuError) => void;
 }
@@ -63,7 +61,6 @@ export interface Gpu {
   readonly instance?: unknown;
 }
 
-export const CPU_ARCHITECTURES = /swiftshader|llvmpipe|lavapipe|software|warp|cpu/i;
 
 function reportOf(adapter: GPUAdapter, runtime: AdapterReport["runtime"], icd?: string): AdapterReport {
   const info = adapter.info;

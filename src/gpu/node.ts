@@ -2,7 +2,7 @@
 // search, and the tuning cache file. device.ts loads it in Node only, by a specifier no bundler follows,
 // so a browser build holds none of it (the library ships it as dist/lib/node.js beside the core).
 import { GpuError } from "../errors.ts";
-import { CPU_ARCHITECTURES, type GpuOptions } from "./device.ts";
+import { CPU_ARCHITECTURES, type AdapterRequest } from "./adapter_kind.ts";
 
 const LAVAPIPE_ICDS = ["/usr/share/vulkan/icd.d/lvp_icd.json", "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"];
 const SWIFTSHADER_ICDS = ["/usr/lib/chromium/vk_swiftshader_icd.json", "/usr/lib/chromium-browser/vk_swiftshader_icd.json", "/opt/google/chrome/vk_swiftshader_icd.json"];
@@ -30,7 +30,7 @@ async function loadDawn(): Promise<DawnModule> {
 }
 
 /** Tries Vulkan drivers in order in Node; returns the first adapter found and what it tried. */
-export async function nodeAdapter(opts: GpuOptions): Promise<{ adapter: GPUAdapter; instance: GPU; icd?: string }> {
+export async function nodeAdapter(opts: AdapterRequest): Promise<{ adapter: GPUAdapter; instance: GPU; icd?: string }> {
   const dawn = await loadDawn();
   Object.assign(globalThis, dawn.globals);
   const fs = process.getBuiltinModule("node:fs");
