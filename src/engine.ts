@@ -26,6 +26,11 @@ export interface EngineOptions extends GpuOptions {
    * repay the compile).
    */
   vectors?: boolean;
+  /**
+   * Fused kernels where the graph allows them (default true): a first convolution and the max pooling
+   * after it run as one pass (shaders/conv_pool.wgsl). false runs every layer's own kernels (to compare).
+   */
+  fusion?: boolean;
   /** Fill every new output buffer with NaN, so an element a kernel forgets to write shows up (tests). */
   poisonOutputs?: boolean;
   /** Check uploaded float data for NaN and Infinity and refuse it. */
@@ -37,9 +42,10 @@ const DTYPES: readonly DType[] = ["f32", "u32"];
 
 /** Checks Engine.create's options (and compile's engineOptions) before anything is acquired. */
 export function checkEngineOptions(options: unknown, what = "Engine.create"): EngineOptions {
-  const o = optionsOf<EngineOptions>(options, what, [...GPU_OPTIONS, "matmul", "vectors", "poisonOutputs", "checkFinite"]);
+  const o = optionsOf<EngineOptions>(options, what, [...GPU_OPTIONS, "matmul", "vectors", "fusion", "poisonOutputs", "checkFinite"]);
   oneOf(o.matmul, `${what}: matmul`, MATMUL_CHOICES);
   flag(o.vectors, `${what}: vectors`);
+  flag(o.fusion, `${what}: fusion`);
   flag(o.poisonOutputs, `${what}: poisonOutputs`);
   flag(o.checkFinite, `${what}: checkFinite`);
   checkGpuOptions(o, what);
@@ -50,6 +56,8 @@ export class Engine implements KernelContext {
   readonly kernels: KernelRegistry;
   matmulVariant: MatmulVariant;
   readonly vec4: boolean;
+  /** EngineOptions.fusion. */
+  readonly fusion: boolean;
 
   private constructor(
     readonly gpu: Gpu,
@@ -59,6 +67,7 @@ export class Engine implements KernelContext {
     const m = options.matmul ?? "auto";
     this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
     this.vec4 = options.vectors ?? false;
+    this.fusion = options.fusion ?? true;
   }
 
   /**

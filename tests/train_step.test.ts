@@ -10,10 +10,12 @@ import { referenceGradients, type RefLayer } from "./reference/model_step.ts";
 import { randomArray } from "./reference/random.ts";
 import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
 
-// Both kernel sets: the vec4 twins of the bias gradients and the optimizers (EngineOptions.vectors) and
-// the scalar kernels (the default).
+// Every kernel set: the vec4 twins of the bias gradients and the optimizers (EngineOptions.vectors), the
+// scalar kernels (the default), and each layer's own kernels where the planner would fuse (the reference
+// CNN's convolution and pooling, EngineOptions.fusion).
 const engines: Record<string, Promise<Engine>> = {};
-const engineFor = (vectors: boolean) => (engines[String(vectors)] ??= vectors ? gpuEngine() : Engine.create({ poisonOutputs: true, vectors: false }));
+const engineFor = (vectors: boolean, fusion: boolean) =>
+  (engines[`${vectors} ${fusion}`] ??= vectors && fusion ? gpuEngine() : Engine.create({ poisonOutputs: true, vectors, fusion }));
 afterAll(async () => {
   for (const e of Object.values(engines)) (await e).dispose();
 });
@@ -86,12 +88,17 @@ const optimizers: [string, OptimizerConfig][] = [
   ["Adam", { type: "adam", learningRate: 0.01, epsilon: 1e-3 }],
 ];
 
-describe.each([true, false])("one training step: GPU vs float64 reference (vec4 kernels: %s)", (vectors) => {
+describe.each([
+  [true, true],
+  [false, true],
+  [false, false],
+])("one training step: GPU vs float64 reference (vec4 kernels: %s, fusion: %s)", (vectors, fusion) => {
   for (const c of cases) {
     for (const [optName, optimizer] of optimizers) {
       it(`${c.name}, ${optName}`, async () => {
-        const engine = await engineFor(vectors);
+        const engine = await engineFor(vectors, fusion);
         expect(engine.vec4).toBe(vectors);
+        expect(engine.fusion).toBe(fusion);
         const model = c.model();
         await model.compile({ optimizer, loss: c.loss, seed: 3, engine });
         const before = await model.getWeights();

@@ -3,6 +3,7 @@ import activation from "../../shaders/activation.wgsl?raw";
 import batchNorm from "../../shaders/batch_norm.wgsl?raw";
 import biasGrad from "../../shaders/bias_grad.wgsl?raw";
 import concat from "../../shaders/concat.wgsl?raw";
+import convPool from "../../shaders/conv_pool.wgsl?raw";
 import data from "../../shaders/data.wgsl?raw";
 import depthwiseConv from "../../shaders/depthwise_conv.wgsl?raw";
 import dropout from "../../shaders/dropout.wgsl?raw";
@@ -29,6 +30,7 @@ export const shaderSources: Readonly<Record<string, string>> = {
   "batch_norm.wgsl": batchNorm,
   "bias_grad.wgsl": biasGrad,
   "concat.wgsl": concat,
+  "conv_pool.wgsl": convPool,
   "data.wgsl": data,
   "depthwise_conv.wgsl": depthwiseConv,
   "dropout.wgsl": dropout,

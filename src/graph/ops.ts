@@ -9,6 +9,7 @@ import type { Activation, KernelContext } from "../kernels.ts";
 import * as D from "../kernels/depthwise.ts";
 import * as E from "../kernels/elementwise.ts";
 import * as N from "../kernels/normalization.ts";
+import * as CP from "../kernels/conv_pool.ts";
 
 /** A per-example shape (no batch dimension); parameters and state carry their whole shape. */
 export type Shape = readonly number[];
@@ -45,6 +46,11 @@ export interface OpConfigs {
   layerNorm: { epsilon: number };
   /** Inputs: x, depthwise kernel (KH, KW, C, M)[, bias (C·M)]. */
   depthwiseConv: Window & { multiplier: number; act: Activation; bias: boolean };
+  /**
+   * maxPool(act(conv(x) + b)) in one pass (src/graph/fuse.ts makes it from im2col → matmul → maxPool; no
+   * layer emits it). Inputs: x, kernel (KH, KW, C, F)[, bias (F)]; x gets no gradient.
+   */
+  convPool: { conv: Window; pool: Window; act: Activation; bias: boolean };
 }
 export type OpKind = keyof OpConfigs;
 
@@ -408,7 +414,40 @@ export const OPS: { [Kd in OpKind]: OpRule<Kd> } = {
       return out;
     },
   },
+  convPool: {
+    shape: (c, inShapes, where) => {
+      const g = convPoolGeom(c, inShapes, 1, where);
+      return [g.pool.OH, g.pool.OW, g.F];
+    },
+    noGrad: [0],
+    keeps: (_c, needs) => ({ inputs: needs.some(Boolean) ? [0] : [], output: needs.some(Boolean) }),
+    saved: (c, a) => ({ argmax: CP.convPoolArgmaxSize(convPoolGeom(c, a.inShapes, a.B, "convPool")) }),
+    scratch: (c, a, pass): Record<string, number> => {
+      if (pass === "forward") return {};
+      const { dw, db } = CP.convPoolPartials(convPoolGeom(c, a.inShapes, a.B, "convPool"));
+      return { dwPartials: dw, dbPartials: db };
+    },
+    forward: async (ctx, c, io) => {
+      const g = convPoolGeom(c, io.inShapes, io.B, io.label);
+      const [x, w, b] = io.x;
+      return [await CP.convPoolForward(ctx, { x: x!, w: w!, bias: c.bias ? b : undefined, y: io.y, argmax: io.training ? io.saved("argmax") : undefined }, g, c.act, `${io.label} forward`)];
+    },
+    backward: async (ctx, c, io) => {
+      const [, dw, db] = io.dx;
+      if (!dw && !db) return [];
+      const g = convPoolGeom(c, io.inShapes, io.B, io.label);
+      const buffers = { x: io.x[0]!, y: io.y, argmax: io.saved("argmax"), dy: io.dy, dwPartials: io.scratch("dwPartials"), dbPartials: io.scratch("dbPartials"), dw, db };
+      return CP.convPoolBackward(ctx, buffers, g, c.act, io.label);
+    },
+  },
 };
+
+/** The convolution's and the pooling's windows of a convPool node, at batch B. */
+function convPoolGeom(c: OpConfigs["convPool"], inShapes: readonly Shape[], B: number, where: string): CP.ConvPoolGeom {
+  const conv = window(c.conv, inShapes[0]!, B, where);
+  const F = inShapes[1]!.at(-1)!;
+  return { conv, pool: window(c.pool, [conv.OH, conv.OW, F], B, where), F };
+}
 
 /** Each input's slice of a concatenation: `outer` runs of `width` values at `offset` in runs of `total`. */
 function concatSlices(c: OpConfigs["concat"], io: ForwardIo): { outer: number; width: number; offset: number; total: number }[] {

@@ -7,6 +7,7 @@ import type { Binding, Dispatch } from "../gpu/registry.ts";
 import * as K from "../kernels.ts";
 import { copyOrAdd } from "../kernels/elementwise.ts";
 import { backward, Classes, type BackwardStep } from "../graph/autodiff.ts";
+import { fuseConvPool } from "../graph/fuse.ts";
 import { opOf, type Node, type SymbolicTensor } from "../graph/graph.ts";
 import { mix, OPS, type BackwardIo, type ForwardIo, type SizeArgs, type StepInfo } from "../graph/ops.ts";
 import { packIntervals, type Interval } from "./memory.ts";
@@ -112,12 +113,15 @@ export class Plan {
   private async wire(): Promise<void> {
     const { graph, B, training, weights } = this.o;
     const e = this.engine;
-    const nodes = graph.nodes;
+    // Fused where it pays (src/graph/fuse.ts); an unpacked plan, which exists to show every layer's
+    // output, and an engine told not to keep the graph's nodes as they are.
+    const nodes = this.o.pack !== false && e.fusion ? fuseConvPool(graph.nodes, [graph.output], B) : graph.nodes;
     const F = nodes.length;
     const lossTime = F + 1;
     const grads = training ? backward(nodes, graph.output) : undefined;
     const steps: BackwardStep[] = grads?.steps ?? [];
     const time = new Map<Node, number>(nodes.map((n, i) => [n, i + 1]));
+    const producedAt = new Map<SymbolicTensor, number>(nodes.map((n, i) => [n.output, i + 1]));
     const bwdTime = new Map<Node, number>();
     steps.forEach((s, i) => {
       if (s.kind === "backward") bwdTime.set(s.node, lossTime + 1 + i);
@@ -134,7 +138,7 @@ export class Plan {
       const root = same.find(t);
       let s = this.activations.get(root);
       if (!s) {
-        s = this.slot(B * t.size * 4, t.role === "input" ? `batch ${t.name}` : `${t.name} y`, t.node ? time.get(t.node)! : 0);
+        s = this.slot(B * t.size * 4, t.role === "input" ? `batch ${t.name}` : `${t.name} y`, producedAt.get(t) ?? 0);
         this.activations.set(root, s);
       }
       this.activations.set(t, s);

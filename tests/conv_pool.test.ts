@@ -1,0 +1,133 @@
+// The fused convolution + max pooling kernel (shaders/conv_pool.wgsl) on a real adapter against the
+// float64 reference of the unfused ops (convolution, activation, max pooling and their backward passes).
+import { afterAll, describe, expect, it } from "vitest";
+import type { Engine } from "../src/engine.ts";
+import { Conv2D, Dense, Flatten, GlobalAveragePooling2D, Input, MaxPooling2D, Concatenate } from "../src/index.ts";
+import { fuseConvPool } from "../src/graph/fuse.ts";
+import { topologicalNodes, type SymbolicTensor } from "../src/graph/graph.ts";
+import { planWindow, type Padding } from "../src/geometry.ts";
+import type { Activation } from "../src/kernels.ts";
+import { convPoolArgmaxSize, convPoolBackward, convPoolForward, convPoolPartials, convPoolUnfit, type ConvPoolGeom } from "../src/kernels/conv_pool.ts";
+import * as ref from "./reference/cpu.ts";
+import { randomArray } from "./reference/random.ts";
+import { expectRelClose, gpuEngine } from "./gpu_helpers.ts";
+
+const e: Engine = await gpuEngine();
+afterAll(() => e?.dispose());
+
+interface Case {
+  B: number;
+  H: number;
+  W: number;
+  C: number;
+  F: number;
+  k: [number, number];
+  s: [number, number];
+  padding: Padding;
+  pool: [number, number];
+  poolStrides: [number, number];
+  poolPadding: Padding;
+  act: Activation;
+}
+
+const CASES: Case[] = [
+  // The reference CNN's first layer.
+  { B: 3, H: 28, W: 28, C: 1, F: 32, k: [3, 3], s: [1, 1], padding: "valid", pool: [2, 2], poolStrides: [2, 2], poolPadding: "valid", act: "relu" },
+  // RGB, 'same' convolution, a pooling window overhanging the image ('same').
+  { B: 2, H: 9, W: 7, C: 3, F: 8, k: [3, 3], s: [1, 1], padding: "same", pool: [2, 2], poolStrides: [2, 2], poolPadding: "same", act: "tanh" },
+  // Strided convolution, overlapping 3×3 pooling windows, an odd remainder the pooling drops.
+  { B: 2, H: 13, W: 12, C: 2, F: 4, k: [2, 3], s: [2, 1], padding: "valid", pool: [3, 3], poolStrides: [2, 2], poolPadding: "valid", act: "sigmoid" },
+  // No activation, a 5×5 kernel, an uneven window.
+  { B: 1, H: 11, W: 10, C: 1, F: 12, k: [5, 5], s: [1, 1], padding: "valid", pool: [2, 3], poolStrides: [2, 3], poolPadding: "valid", act: "linear" },
+];
+
+function geomOf(c: Case): ConvPoolGeom {
+  const conv = planWindow({ B: c.B, H: c.H, W: c.W, C: c.C, KH: c.k[0], KW: c.k[1], SH: c.s[0], SW: c.s[1], padding: c.padding }, "test");
+  const pool = planWindow({ B: c.B, H: conv.OH, W: conv.OW, C: c.F, KH: c.pool[0], KW: c.pool[1], SH: c.poolStrides[0], SW: c.poolStrides[1], padding: c.poolPadding }, "test");
+  return { conv, pool, F: c.F };
+}
+
+let seed = 900;
+
+describe("conv_pool: a convolution fused with the max pooling after it", () => {
+  for (const c of CASES) {
+    it(`B${c.B} ${c.H}×${c.W}×${c.C} → ${c.F}, k${c.k.join("×")} s${c.s.join("×")} ${c.padding}, pool ${c.pool.join("×")} s${c.poolStrides.join("×")} ${c.poolPadding}, ${c.act}`, async () => {
+      const g = geomOf(c);
+      expect(convPoolUnfit(g)).toBeUndefined();
+      const cg = { B: c.B, H: c.H, W: c.W, C: c.C, KH: c.k[0], KW: c.k[1], SH: c.s[0], SW: c.s[1], padding: c.padding };
+      const pg = { B: c.B, H: g.conv.OH, W: g.conv.OW, C: c.F, PH: c.pool[0], PW: c.pool[1], SH: c.poolStrides[0], SW: c.poolStrides[1], padding: c.poolPadding };
+      const x = randomArray(c.B * c.H * c.W * c.C, seed++);
+      const w = randomArray(c.k[0] * c.k[1] * c.C * c.F, seed++);
+      const b = randomArray(c.F, seed++);
+      const z = ref.conv2d(x, w, b, cg, c.F, c.act);
+      const { y: yRef } = ref.maxPool2d(z, pg);
+      const dy = randomArray(yRef.length, seed++);
+      // Backward through the unfused ops: pooling routes dy to each window's maximum, then the convolution.
+      const dzRef = ref.maxPool2dBackward(z, dy, pg);
+      const r = ref.conv2dBackward(x, w, z, dzRef, cg, c.F, c.act);
+
+      const [xt, wt, bt] = [e.tensor(x, [c.B, c.H, c.W, c.C]), e.tensor(w, [...c.k, c.C, c.F]), e.tensor(b, [c.F])];
+      const y = e.empty([c.B, g.pool.OH, g.pool.OW, c.F], "f32", "y");
+      const argmax = e.empty([convPoolArgmaxSize(g)], "u32", "argmax");
+      await e.run([await convPoolForward(e, { x: xt.buffer, w: wt.buffer, bias: bt.buffer, y: y.buffer, argmax: argmax.buffer }, g, c.act)]);
+      expectRelClose(await y.read(), yRef, 1e-5, "y");
+
+      const sizes = convPoolPartials(g);
+      const dwPartials = e.empty([sizes.dw], "f32", "dw partials");
+      const dbPartials = e.empty([sizes.db], "f32", "db partials");
+      // dw accumulates onto what it holds (a shared kernel), db overwrites.
+      const dw0 = randomArray(w.length, seed++);
+      const dw = e.tensor(dw0, [w.length]);
+      const db = e.empty([c.F], "f32", "db");
+      const dyt = e.tensor(dy, y.shape);
+      const io = { x: xt.buffer, y: y.buffer, argmax: argmax.buffer, dy: dyt.buffer, dwPartials: dwPartials.buffer, dbPartials: dbPartials.buffer, dw: { buffer: dw.buffer, accumulate: true }, db: { buffer: db.buffer, accumulate: false } };
+      await e.run(await convPoolBackward(e, io, g, c.act));
+      expectRelClose(await dw.read(), r.dw.map((v, i) => v + dw0[i]!), 1e-4, "dw");
+      expectRelClose(await db.read(), r.db, 1e-4, "db");
+      for (const t of [xt, wt, bt, y, argmax, dwPartials, dbPartials, dw, db, dyt]) t.dispose();
+    });
+  }
+
+  it("refuses what the kernel cannot hold", () => {
+    const g = geomOf(CASES[0]!);
+    expect(convPoolUnfit({ ...g, F: 30 })).toMatch(/multiple of 4/);
+    expect(convPoolUnfit({ ...g, conv: { ...g.conv, C: 16 } })).toMatch(/patch/);
+  });
+});
+
+describe("where the planner fuses a convolution and its pooling", () => {
+  const kinds = (inputs: SymbolicTensor[], out: SymbolicTensor) => fuseConvPool(topologicalNodes(inputs, [out]), [out], 8).map((n) => n.kind);
+
+  it("the reference CNN's first layer and its pooling become one node writing the pooling's output", () => {
+    const x = Input({ shape: [28, 28, 1] });
+    const p = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 32, kernelSize: 3, activation: "relu" }).apply(x));
+    const out = Dense({ units: 10 }).apply(Flatten().apply(p));
+    const nodes = fuseConvPool(topologicalNodes([x], [out]), [out], 8);
+    expect(nodes.map((n) => n.kind)).toEqual(["convPool", "reshape", "matmul"]);
+    expect(nodes[0]!.output).toBe(p);
+  });
+
+  it("a second convolution, whose input needs a gradient, keeps its own kernels", () => {
+    const x = Input({ shape: [20, 20, 1] });
+    const a = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 8, kernelSize: 3, activation: "relu" }).apply(x));
+    const b = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 8, kernelSize: 3, activation: "relu" }).apply(a));
+    expect(kinds([x], b)).toEqual(["convPool", "im2col", "matmul", "maxPool"]);
+  });
+
+  it("behind a frozen first block, the second convolution's input needs no gradient and it fuses too", () => {
+    const x = Input({ shape: [20, 20, 1] });
+    const a = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 4, kernelSize: 3, activation: "relu", trainable: false }).apply(x));
+    const b = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 8, kernelSize: 2, activation: "relu" }).apply(a));
+    expect(kinds([x], b)).toEqual(["convPool", "convPool"]);
+  });
+
+  it("not where another layer reads the convolution's output, nor where the filters are no multiple of 4", () => {
+    const x = Input({ shape: [12, 12, 1] });
+    const c = Conv2D({ filters: 8, kernelSize: 3, activation: "relu" }).apply(x);
+    const both = Concatenate().apply([Flatten().apply(MaxPooling2D({ poolSize: 2 }).apply(c)), GlobalAveragePooling2D().apply(c)]);
+    expect(kinds([x], both)).not.toContain("convPool");
+    const y = Input({ shape: [12, 12, 1] });
+    const odd = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 6, kernelSize: 3 }).apply(y));
+    expect(kinds([y], odd)).toEqual(["im2col", "matmul", "maxPool"]);
+  });
+});
