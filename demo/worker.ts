@@ -17,6 +17,13 @@ const VALIDATION_CHUNK = 3 * INFER_BATCH;
 /** How long the queue stays short after the pad was last used, and how often kernel times are refreshed. */
 const INTERACTIVE_MS = 10_000;
 const PROFILE_EVERY_MS = 20_000;
+/**
+ * Training steps the loop lets run ahead of their results. Awaiting the result of the step this many
+ * back keeps the GPU fed while it hands the event loop a turn every step: a loop that only awaits
+ * settled promises never lets the GPU's callbacks in, and a call that must wait for them (trainOnBatch
+ * building the plan for an epoch's short last batch) then never runs, while the loop spins on.
+ */
+const STEPS_IN_FLIGHT = 2;
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => postMessage(m, { transfer });
 
@@ -282,6 +289,7 @@ async function fitRun(s: Settings): Promise<{ step: number; loss: number } | und
   // Each step's loss and accuracy, asked for without waiting: its result is read back when the step is
   // done, while the loop goes on.
   let reading: Promise<unknown> = Promise.resolve();
+  const inFlight: Promise<unknown>[] = [];
   let failure: Error | undefined;
   const record = (t: number, logs: Logs) => {
     points.steps.push(t);
@@ -328,6 +336,8 @@ async function fitRun(s: Settings): Promise<{ step: number; loss: number } | und
         (logs) => record(t, logs),
         (e: Error) => (failure ??= e),
       );
+      inFlight.push(reading);
+      if (inFlight.length > STEPS_IN_FLIGHT) await inFlight.shift();
       const now = performance.now();
       fitting = true; // from here on, page requests wait for betweenSteps
       learnt = true;
