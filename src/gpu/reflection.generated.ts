@@ -13,7 +13,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "x", "binding": 1, "type": "storage" },
           { "name": "y", "binding": 2, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
       "activation_backward": {
@@ -23,7 +23,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "dy", "binding": 4, "type": "storage" },
           { "name": "dx", "binding": 5, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
     },
@@ -43,7 +43,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -70,7 +69,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -97,7 +95,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -126,7 +123,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -157,7 +153,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -182,7 +177,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -211,7 +205,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 24,
           "members": {
             "outer": { "offset": 0, "type": "u32" },
@@ -240,7 +233,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "gather",
-          "struct": "Gather",
           "size": 44,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -268,7 +260,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "gather",
-          "struct": "Gather",
           "size": 44,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -295,7 +286,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "gather",
-          "struct": "Gather",
           "size": 44,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -329,7 +319,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 60,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -360,7 +349,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 60,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -391,7 +379,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 60,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -427,7 +414,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -445,7 +431,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -468,7 +453,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "b", "binding": 2, "type": "storage" },
           { "name": "y", "binding": 3, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
       "multiply_forward": {
@@ -478,7 +463,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "b", "binding": 2, "type": "storage" },
           { "name": "y", "binding": 3, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
       "multiply_backward": {
@@ -488,7 +473,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "other", "binding": 5, "type": "storage" },
           { "name": "dx", "binding": 6, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
       "copy_or_add": {
@@ -497,7 +482,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "src", "binding": 7, "type": "storage" },
           { "name": "dst", "binding": 8, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
     },
@@ -514,7 +499,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -532,7 +516,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -556,7 +539,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "conv",
-          "struct": "Conv",
           "size": 48,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -583,7 +565,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "conv",
-          "struct": "Conv",
           "size": 48,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -620,7 +601,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 20,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -644,7 +624,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 20,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -668,7 +647,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 20,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -697,7 +675,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -718,7 +695,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -744,7 +720,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 44,
           "members": {
             "M": { "offset": 0, "type": "u32" },
@@ -772,7 +747,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 44,
           "members": {
             "M": { "offset": 0, "type": "u32" },
@@ -806,7 +780,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 44,
           "members": {
             "M": { "offset": 0, "type": "u32" },
@@ -834,7 +807,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 44,
           "members": {
             "M": { "offset": 0, "type": "u32" },
@@ -868,7 +840,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "sgd_params",
-          "struct": "Sgd",
           "size": 12,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -889,7 +860,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "adam_params",
-          "struct": "Adam",
           "size": 20,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -911,7 +881,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "sgd_params",
-          "struct": "Sgd",
           "size": 12,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -932,7 +901,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "adam_params",
-          "struct": "Adam",
           "size": 20,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -959,7 +927,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -988,7 +955,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1016,7 +982,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1044,7 +1009,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1073,7 +1037,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1102,7 +1065,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1140,7 +1102,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1162,7 +1123,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1180,7 +1140,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1204,7 +1163,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 8,
           "members": { "n": { "offset": 0, "type": "u32" }, "splits": { "offset": 4, "type": "u32" } },
         },

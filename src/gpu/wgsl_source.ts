@@ -10,10 +10,9 @@ export interface BindingReflection {
   type: "uniform" | "storage" | "read-only-storage";
 }
 
-/** An entry point's uniform struct: its size in bytes and each member's offset and scalar type. */
+/** An entry point's uniform (its variable's name): its struct's size in bytes and each member's offset and scalar type. */
 export interface UniformReflection {
   name: string;
-  struct: string;
   size: number;
   members: Record<string, { offset: number; type: "f32" | "i32" | "u32" }>;
 }
