@@ -1,13 +1,15 @@
 // The committed shader reflection table (src/gpu/reflection.generated.ts) is what wgsl_reflect reports
 // for the shaders on disk today; the build-time reflector refuses what the registry cannot bind; the WGSL
-// minifier of the library build keeps line numbers and the table's fingerprints.
+// minifier of the library build keeps line numbers and the table's fingerprints; its renaming of the
+// shaders' identifiers leaves what the registry reads of them as it was.
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { WgslReflect } from "wgsl_reflect";
 import { REFLECT_COMMAND, TABLE_PATH, reflectShader, reflectShaders } from "../scripts/reflect-shaders.mts";
 import { shaderReflection } from "../src/gpu/reflection.generated.ts";
 import { shaderSources } from "../src/gpu/shaders.ts";
-import { assemble, fingerprint, minifyWgsl } from "../src/gpu/wgsl_source.ts";
+import { mangleWgsl, shippedReflection, shipShaders, wgslRenaming } from "../src/gpu/wgsl_mangle.ts";
+import { assemble, fingerprint, minifyWgsl, type ShaderReflection } from "../src/gpu/wgsl_source.ts";
 
 const STALE = `${TABLE_PATH} does not match the shaders: run \`${REFLECT_COMMAND}\` and commit the result`;
 
@@ -89,5 +91,81 @@ describe("WGSL minifier", () => {
   it("leaves what wgsl_reflect reads of every kernel unchanged", () => {
     const minified = Object.fromEntries(Object.entries(shaderSources).map(([f, s]) => [f, minifyWgsl(s)]));
     for (const file of Object.keys(shaderReflection)) expect(reflectShader(file, minified), file).toEqual(reflectShader(file, shaderSources));
+  });
+});
+
+describe("WGSL renaming of the library build", () => {
+  const shipped = shipShaders(shaderSources);
+  const back = new Map([...shipped.renaming].map(([a, b]) => [b, a]));
+  /** A reflection of shipped code with the sources' names, as the table has them. */
+  const withSourceNames = (r: ShaderReflection): ShaderReflection => ({
+    ...r,
+    entries: Object.fromEntries(
+      Object.entries(r.entries).map(([name, e]) => [
+        name,
+        {
+          ...e,
+          bindings: e.bindings.map((b) => ({ ...b, name: back.get(b.name) ?? b.name })),
+          ...(e.uniform ? { uniform: { ...e.uniform, name: back.get(e.uniform.name) ?? e.uniform.name } } : {}),
+        },
+      ]),
+    ),
+  });
+
+  it("keeps every line, entry point and override; every kernel reflects to the table's layouts under the renaming", () => {
+    const table = shippedReflection(shaderReflection, shaderSources, shipped);
+    for (const [file, src] of Object.entries(shaderSources)) {
+      expect(shipped.sources[file]!.split("\n").length, file).toBe(src.split("\n").length);
+      expect(shipped.sources[file]!.length, file).toBeLessThan(minifyWgsl(src).length);
+    }
+    for (const file of Object.keys(shaderReflection)) {
+      const r = reflectShader(file, shipped.sources);
+      expect(r.fingerprint, file).toBe(table[file]!.fingerprint);
+      expect(r.fingerprint, file).not.toBe(shaderReflection[file]!.fingerprint);
+      expect(withSourceNames(r), file).toEqual({ ...shaderReflection[file], fingerprint: r.fingerprint });
+    }
+    // Binding variables are renamed too (the registry goes by the table's names and numbers).
+    expect(shipped.renaming.get("params")).toMatch(/^\w{1,2}$/);
+  });
+
+  it("renames declarations and their uses alike in a kernel and its libraries, and nothing else", () => {
+    const sources = {
+      "k.wgsl": [
+        "// uses: lib/l.wgsl",
+        "enable subgroups;",
+        "struct Cell{x:u32,count:u32}",
+        "@group(0)@binding(0)var<storage,read_write>out:array<u32>;",
+        "override WG:u32=4;",
+        "var<workgroup>scratch:array<u32,WG>;",
+        "@compute@workgroup_size(WG)",
+        "fn main(@builtin(global_invocation_id)global_invocation_id:vec3u){let count=helper(global_invocation_id.x);var c=Cell(global_invocation_id.x,count);scratch[c.x]=c.count+max(c.x,1u);out[count]=scratch[0];}",
+      ].join("\n"),
+      "lib/l.wgsl": "fn helper(subgroups:u32)->u32{let v=vec2u(subgroups,1u);return v.x+v.y;}",
+    };
+    const renaming = wgslRenaming(sources);
+    expect([...renaming.keys()].sort()).toEqual(["Cell", "c", "count", "global_invocation_id", "helper", "out", "scratch", "subgroups", "v"]);
+    const n = (name: string) => renaming.get(name)!;
+    const out = mangleWgsl(sources, renaming);
+    expect(out["k.wgsl"]!.split("\n")).toEqual([
+      "// uses: lib/l.wgsl",
+      "enable subgroups;",
+      `struct ${n("Cell")}{x:u32,count:u32}`,
+      `@group(0)@binding(0)var<storage,read_write>${n("out")}:array<u32>;`,
+      "override WG:u32=4;",
+      `var<workgroup>${n("scratch")}:array<u32,WG>;`,
+      "@compute@workgroup_size(WG)",
+      `fn main(@builtin(global_invocation_id)${n("global_invocation_id")}:vec3u){let ${n("count")}=${n("helper")}(${n("global_invocation_id")}.x);var ${n("c")}=${n("Cell")}(${n("global_invocation_id")}.x,${n("count")});${n("scratch")}[${n("c")}.x]=${n("c")}.count+max(${n("c")}.x,1u);${n("out")}[${n("count")}]=${n("scratch")}[0];}`,
+    ]);
+    expect(out["lib/l.wgsl"]).toBe(`fn ${n("helper")}(${n("subgroups")}:u32)->u32{let ${n("v")}=vec2u(${n("subgroups")},1u);return ${n("v")}.x+${n("v")}.y;}`);
+    // New names are distinct, short, and none a word the code uses otherwise (max, x, u32, WG …) or WGSL reserves.
+    const fresh = [...renaming.values()];
+    expect(new Set(fresh).size).toBe(fresh.length);
+    for (const name of fresh) expect(["max", "x", "y", "u32", "vec2u", "vec3u", "WG", "main", "array", "do", "as", "of", "fn", "if"]).not.toContain(name);
+    expect(fresh.every((name) => name.length === 1)).toBe(true);
+  });
+
+  it("refuses a table made for other sources", () => {
+    const edited = { ...shaderSources, "activation.wgsl": shaderSources["activation.wgsl"]!.replace("g += dx[i];", "g -= dx[i];") };
+    expect(() => shippedReflection(shaderReflection, edited, shipShaders(edited))).toThrow(/shaders\/activation\.wgsl .*changed after its reflection was generated; run `npm run reflect`/);
   });
 });
