@@ -106,7 +106,7 @@ describe("WGSL renaming of the library build", () => {
         {
           ...e,
           bindings: e.bindings.map((b) => ({ ...b, name: back.get(b.name) ?? b.name })),
-          ...(e.uniform ? { uniform: { ...e.uniform, name: back.get(e.uniform.name) ?? e.uniform.name } } : {}),
+          ...(e.uniform ? { uniform: { ...e.uniform, name: back.get(e.uniform.name) ?? e.uniform.name, members: Object.fromEntries(Object.entries(e.uniform.members).map(([m, v]) => [back.get(m) ?? m, v])) } } : {}),
         },
       ]),
     ),
@@ -124,8 +124,9 @@ describe("WGSL renaming of the library build", () => {
       expect(r.fingerprint, file).not.toBe(shaderReflection[file]!.fingerprint);
       expect(withSourceNames(r), file).toEqual({ ...shaderReflection[file], fingerprint: r.fingerprint });
     }
-    // Binding variables are renamed too (the registry goes by the table's names and numbers).
+    // Binding variables and uniform members are renamed too (the registry goes by the table's names, numbers and offsets).
     expect(shipped.renaming.get("params")).toMatch(/^\w{1,2}$/);
+    expect(shipped.renaming.get("k_chunk")).toMatch(/^\w{1,2}$/);
   });
 
   it("renames declarations and their uses alike in a kernel and its libraries, and nothing else", () => {
@@ -140,7 +141,7 @@ describe("WGSL renaming of the library build", () => {
         "@compute@workgroup_size(WG)",
         "fn main(@builtin(global_invocation_id)global_invocation_id:vec3u){let count=helper(global_invocation_id.x);var c=Cell(global_invocation_id.x,count);scratch[c.x]=c.count+max(c.x,1u);out[count]=scratch[0];}",
       ].join("\n"),
-      "lib/l.wgsl": "fn helper(subgroups:u32)->u32{let v=vec2u(subgroups,1u);return v.x+v.y;}",
+      "lib/l.wgsl": "fn helper(subgroups:u32)->u32{let v=vec2u(subgroups,1u);return v.x+v.y+u32(frexp(1.5f).exp);}",
     };
     const renaming = wgslRenaming(sources);
     expect([...renaming.keys()].sort()).toEqual(["Cell", "c", "count", "global_invocation_id", "helper", "out", "scratch", "subgroups", "v"]);
@@ -149,18 +150,19 @@ describe("WGSL renaming of the library build", () => {
     expect(out["k.wgsl"]!.split("\n")).toEqual([
       "// uses: lib/l.wgsl",
       "enable subgroups;",
-      `struct ${n("Cell")}{x:u32,count:u32}`,
+      `struct ${n("Cell")}{x:u32,${n("count")}:u32}`,
       `@group(0)@binding(0)var<storage,read_write>${n("out")}:array<u32>;`,
       "override WG:u32=4;",
       `var<workgroup>${n("scratch")}:array<u32,WG>;`,
       "@compute@workgroup_size(WG)",
-      `fn main(@builtin(global_invocation_id)${n("global_invocation_id")}:vec3u){let ${n("count")}=${n("helper")}(${n("global_invocation_id")}.x);var ${n("c")}=${n("Cell")}(${n("global_invocation_id")}.x,${n("count")});${n("scratch")}[${n("c")}.x]=${n("c")}.count+max(${n("c")}.x,1u);${n("out")}[${n("count")}]=${n("scratch")}[0];}`,
+      `fn main(@builtin(global_invocation_id)${n("global_invocation_id")}:vec3u){let ${n("count")}=${n("helper")}(${n("global_invocation_id")}.x);var ${n("c")}=${n("Cell")}(${n("global_invocation_id")}.x,${n("count")});${n("scratch")}[${n("c")}.x]=${n("c")}.${n("count")}+max(${n("c")}.x,1u);${n("out")}[${n("count")}]=${n("scratch")}[0];}`,
     ]);
-    expect(out["lib/l.wgsl"]).toBe(`fn ${n("helper")}(${n("subgroups")}:u32)->u32{let ${n("v")}=vec2u(${n("subgroups")},1u);return ${n("v")}.x+${n("v")}.y;}`);
+    expect(out["lib/l.wgsl"]).toBe(`fn ${n("helper")}(${n("subgroups")}:u32)->u32{let ${n("v")}=vec2u(${n("subgroups")},1u);return ${n("v")}.x+${n("v")}.y+u32(frexp(1.5f).exp);}`);
+    // Members are renamed with the same map (a namespace of their own), but not a vector's components or a builtin's fields.
     // New names are distinct, short, and none a word the code uses otherwise (max, x, u32, WG …) or WGSL reserves.
     const fresh = [...renaming.values()];
     expect(new Set(fresh).size).toBe(fresh.length);
-    for (const name of fresh) expect(["max", "x", "y", "u32", "vec2u", "vec3u", "WG", "main", "array", "do", "as", "of", "fn", "if"]).not.toContain(name);
+    for (const name of fresh) expect(["max", "x", "y", "u32", "vec2u", "vec3u", "WG", "main", "array", "frexp", "exp", "do", "as", "of", "fn", "if"]).not.toContain(name);
     expect(fresh.every((name) => name.length === 1)).toBe(true);
   });
 

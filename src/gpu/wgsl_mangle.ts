@@ -1,12 +1,12 @@
 // Build-time renaming of the shaders' own identifiers (vite.lib.config.ts, after minifyWgsl): every
-// function, parameter, local, constant, struct, binding and workgroup variable gets a short name, the
-// same one in every file (so a kernel and the libraries appended to it agree), the most used first.
-// What the TypeScript side names in WGSL stays: entry points and overrides (given to
-// createComputePipeline by name), and struct members (a member is reached after `.`, in a namespace of
-// its own). Binding variables may be renamed: the registry binds and packs by the reflection table's
-// binding numbers and offsets, whose names are those of the sources. Lines stay where they are, so
-// compiler line numbers still point into shaders/; a compile error in the library build names the new
-// identifiers. Not part of the core bundle: only the build and the tests import this.
+// function, parameter, local, constant, struct, struct member, binding and workgroup variable gets a
+// short name, the same one in every file (so a kernel and the libraries appended to it agree), the most
+// used first. What the TypeScript side names in WGSL stays: entry points and overrides (given to
+// createComputePipeline by name). Binding variables and uniform members may be renamed: the registry
+// binds and packs by the reflection table's binding numbers and offsets, which keep the sources' names.
+// Lines stay where they are, so compiler line numbers still point into shaders/; a compile error in the
+// library build names the new identifiers. Not part of the core bundle: only the build and the tests
+// import this.
 import { assemble, fingerprint, minifyWgsl, type ReflectionTable, type ShaderReflection } from "./wgsl_source.ts";
 
 /** Words no identifier may be: WGSL's keywords and reserved words (a new name is checked against them). */
@@ -48,12 +48,27 @@ function tokens(code: string): Token[] {
 interface FileAnalysis {
   code: string;
   tokens: Token[];
-  /** Indexes of the identifier tokens a renaming applies to (not members, attributes, builtin values, directives). */
+  /** Indexes of the identifier tokens a renaming applies to, but members (not attributes, builtin values, directives). */
   renamable: number[];
   /** Names this file declares (functions, parameters, locals, constants, structs, aliases, module-scope variables). */
   declared: Set<string>;
   /** Names the TypeScript side gives the GPU: entry points and overrides. */
   kept: Set<string>;
+  /** Struct members this file declares. */
+  members: Set<string>;
+  /** Indexes of the member tokens (declarations and those after `.`) a renaming applies to. */
+  accesses: number[];
+}
+
+/** Fields of the builtins' result structs (frexp, modf, atomicCompareExchangeWeak). */
+const BUILTIN_FIELDS = new Set(["fract", "exp", "whole", "old_value", "exchanged"]);
+
+/**
+ * Whether `.name` is a member of a struct of the code's own wherever it appears: not a vector's
+ * components (`v.xy`, `c.rgba`) nor a builtin's field. Other members are renamed, and only they.
+ */
+function memberName(name: string): boolean {
+  return !/^([xyzw]{1,4}|[rgba]{1,4})$/.test(name) && !BUILTIN_FIELDS.has(name);
 }
 
 const ENTRY_STAGES = new Set(["compute", "vertex", "fragment"]);
@@ -63,6 +78,8 @@ function analyse(code: string): FileAnalysis {
   const renamable: number[] = [];
   const declared = new Set<string>();
   const kept = new Set<string>();
+  const members = new Set<string>();
+  const accesses: number[] = [];
   let depth = 0; // braces
   let attributes: string[] = []; // attribute names since the last module-scope declaration
   let structDepth = -1; // the brace depth inside a struct body, or -1
@@ -93,7 +110,11 @@ function analyse(code: string): FileAnalysis {
       } else if (t.text === ";" && depth === 0) attributes = [];
       continue;
     }
-    if (i <= skipUntil || prev === ".") continue;
+    if (i <= skipUntil) continue;
+    if (prev === ".") {
+      if (memberName(t.text)) accesses.push(i);
+      continue;
+    }
     if (prev === "@") {
       // An attribute: builtin value names and diagnostic rule names are not identifiers of the code.
       attributes.push(t.text);
@@ -104,7 +125,13 @@ function analyse(code: string): FileAnalysis {
       skipUntil = toks.findIndex((u, j) => j > i && u.text === ";");
       continue;
     }
-    if (structDepth > 0 && depth === structDepth && next === ":") continue; // a member
+    if (structDepth > 0 && depth === structDepth && next === ":") {
+      if (memberName(t.text)) {
+        members.add(t.text);
+        accesses.push(i);
+      }
+      continue;
+    }
     const keyword = prev !== undefined && toks[i - 1]!.ident ? prev : prev === ">" ? keywordBeforeTemplate(toks, i - 1) : undefined;
     if (t.text === "fn") {
       pendingFn = true;
@@ -117,7 +144,7 @@ function analyse(code: string): FileAnalysis {
     else if (params > 0 && parens === params && next === ":" && (prev === "(" || prev === "," || prev === ")")) declared.add(t.text);
     renamable.push(i);
   }
-  return { code, tokens: toks, renamable, declared, kept };
+  return { code, tokens: toks, renamable, declared, kept, members, accesses };
 }
 
 /** The index of the `)` that closes the `(` at `open`. */
@@ -160,12 +187,12 @@ function* names(): Generator<string> {
 export function wgslRenaming(sources: Readonly<Record<string, string>>): Map<string, string> {
   const files = Object.values(sources).map(analyse);
   const kept = new Set(files.flatMap((f) => [...f.kept]));
-  const declared = new Set(files.flatMap((f) => [...f.declared]).filter((n) => !kept.has(n)));
+  const declared = new Set(files.flatMap((f) => [...f.declared, ...f.members]).filter((n) => !kept.has(n)));
   // Every name left as it is anywhere (builtins, types, members, kept names) is not free for a new name.
   const taken = new Set<string>();
   const uses = new Map<string, number>();
   for (const f of files) {
-    const renamable = new Set(f.renamable);
+    const renamable = new Set([...f.renamable, ...f.accesses]);
     f.tokens.forEach((t, i) => {
       if (!t.ident) return;
       if (renamable.has(i) && declared.has(t.text)) uses.set(t.text, (uses.get(t.text) ?? 0) + 1);
@@ -189,7 +216,7 @@ export function mangleWgsl(sources: Readonly<Record<string, string>>, renaming =
     const f = analyse(code);
     let text = "";
     let at = 0;
-    for (const i of f.renamable) {
+    for (const i of [...f.renamable, ...f.accesses].sort((a, b) => a - b)) {
       const t = f.tokens[i]!;
       const n = renaming.get(t.text);
       if (n === undefined) continue;
