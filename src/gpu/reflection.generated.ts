@@ -4,7 +4,7 @@ import type { ReflectionTable } from "./wgsl_source.ts";
 
 export const shaderReflection: ReflectionTable = {
   "activation.wgsl": {
-    "fingerprint": "6af9cfa9",
+    "fingerprint": "53affa75",
     "overrides": { "ACCUMULATE": false, "ACT": 0, "WG": 64 },
     "entries": {
       "activation_forward": {
@@ -29,7 +29,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "batch_norm.wgsl": {
-    "fingerprint": "468e884d",
+    "fingerprint": "135d20bb",
     "overrides": { "ACC_DX": false, "ACC_PARAMS": false, "WG_C": 16, "WG_R": 4 },
     "entries": {
       "batch_norm_stats": {
@@ -140,7 +140,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "bias_grad.wgsl": {
-    "fingerprint": "f7c91d83",
+    "fingerprint": "497ad376",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "bias_grad": {
@@ -194,7 +194,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "concat.wgsl": {
-    "fingerprint": "8906d1ee",
+    "fingerprint": "7634cefd",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "copy_slice": {
@@ -220,7 +220,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "data.wgsl": {
-    "fingerprint": "7078c7d5",
+    "fingerprint": "190b694b",
     "overrides": { "AUGMENT": false, "WG": 64 },
     "entries": {
       "gather_u8": {
@@ -306,7 +306,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "depthwise_conv.wgsl": {
-    "fingerprint": "8872cc90",
+    "fingerprint": "5d1a7777",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2 },
     "entries": {
       "depthwise_conv_forward": {
@@ -403,7 +403,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "dropout.wgsl": {
-    "fingerprint": "21604ec5",
+    "fingerprint": "283d3579",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "dropout_forward": {
@@ -443,7 +443,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "elementwise.wgsl": {
-    "fingerprint": "0f603832",
+    "fingerprint": "ea93a1cd",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "add_forward": {
@@ -488,7 +488,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "global_pool.wgsl": {
-    "fingerprint": "8f1968df",
+    "fingerprint": "9459dcaa",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "global_avg_pool_forward": {
@@ -528,7 +528,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "im2col.wgsl": {
-    "fingerprint": "630dab4c",
+    "fingerprint": "5c896b85",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "im2col": {
@@ -586,7 +586,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "layer_norm.wgsl": {
-    "fingerprint": "ec23bb24",
+    "fingerprint": "807d135e",
     "overrides": { "ACC_DX": false, "ACC_PARAMS": false, "WG_D": 64, "WG_ROWS": 1 },
     "entries": {
       "layer_norm_forward": {
@@ -661,7 +661,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "loss.wgsl": {
-    "fingerprint": "3d0bad48",
+    "fingerprint": "c55b1eab",
     "overrides": { "WG": 64 },
     "entries": {
       "mse": {
@@ -707,7 +707,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul.wgsl": {
-    "fingerprint": "b024bfef",
+    "fingerprint": "fd798250",
     "overrides": { "WG_X": 8, "WG_Y": 8, "BK": 8, "ACCUMULATE": false },
     "entries": {
       "matmul_tiled": {
@@ -767,7 +767,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "64384000",
+    "fingerprint": "7da37153",
     "overrides": { "WG": 16, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
@@ -827,7 +827,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "optimizer.wgsl": {
-    "fingerprint": "7adf9505",
+    "fingerprint": "167483d8",
     "overrides": { "WG": 64 },
     "entries": {
       "sgd": {
@@ -915,7 +915,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "pool.wgsl": {
-    "fingerprint": "4058fa8d",
+    "fingerprint": "fca3f2e7",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2, "WIN_H": 2, "WIN_W": 2 },
     "entries": {
       "max_pool_forward": {
@@ -1087,7 +1087,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "softmax_xent.wgsl": {
-    "fingerprint": "d373b838",
+    "fingerprint": "27aaa145",
     "overrides": { "WG": 64 },
     "entries": {
       "softmax_xent_sparse": {
@@ -1152,7 +1152,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "sum_splits.wgsl": {
-    "fingerprint": "f594006d",
+    "fingerprint": "3fb3f116",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "sum_splits": {
