@@ -1,5 +1,5 @@
 // Vite library build: the core entry src/index.ts → dist/lib/index.js and the subpath entries
-// src/entry/*.ts → dist/lib/{io,ops,data}.js, minified ES modules with source maps, and the core's
+// src/entry/*.ts → dist/lib/{io,ops,data,models}.js, minified ES modules with source maps, and the core's
 // Node-only half, src/entry/node.ts → dist/lib/node.js (not an export: the core imports it at run time
 // in Node). The shaders are inlined without comments or indentation, line for line (compiler line
 // numbers stay true), with their own identifiers shortened (src/gpu/wgsl_mangle.ts); their layouts come
@@ -44,7 +44,7 @@ export default defineConfig({
   publicDir: false,
   plugins: [shippedWgsl()],
   build: {
-    lib: { entry: { index: "src/index.ts", io: "src/entry/io.ts", ops: "src/entry/ops.ts", data: "src/entry/data.ts", node: "src/entry/node.ts" }, formats: ["es"] },
+    lib: { entry: { index: "src/index.ts", io: "src/entry/io.ts", ops: "src/entry/ops.ts", data: "src/entry/data.ts", models: "src/entry/models.ts", node: "src/entry/node.ts" }, formats: ["es"] },
     outDir: "dist/lib",
     emptyOutDir: true,
     target: "es2022",

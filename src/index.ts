@@ -30,4 +30,3 @@ export type { Logs } from "./train/metrics.ts";
 export type { KernelTime } from "./train/profile.ts";
 export type { OptimizerConfig, LearningRate } from "./train/optimizer.ts";
 export type { Plan, MemoryReport } from "./plan/plan.ts";
-export { referenceCnn, residualNet, RESNET_WIDTHS } from "./model/reference.ts";

@@ -17,7 +17,7 @@ import { CHROMIUM_FLAGS, serveStatic } from "./browser.ts";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const exec = promisify(execFile);
 /** The entries (package.json "exports"): the core, and the optional parts an app imports by subpath. */
-const ENTRIES = ["index", "io", "ops", "data"] as const;
+const ENTRIES = ["index", "io", "ops", "data", "models"] as const;
 /**
  * The core's Node-only half (Dawn, the Vulkan driver search, the tuning cache file): not an export, but
  * a file beside the core that it imports at run time in Node only, by a specifier no bundler follows,
