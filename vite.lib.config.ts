@@ -9,18 +9,20 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { defineConfig, normalizePath, type Plugin } from "vite";
 import { shaderReflection } from "./src/gpu/reflection.generated.ts";
-import { shippedReflection, shipShaders } from "./src/gpu/wgsl_mangle.ts";
+import { shippedReflection, shipShaders, type ShippedShaders } from "./src/gpu/wgsl_mangle.ts";
+import { packReflection } from "./src/gpu/reflection_pack.ts";
 
 /**
  * The shaders as shipped: each .wgsl?raw import gets its file minified and renamed, the renaming being
  * made over all of shaders/ at once; the reflection table gets the shipped code's fingerprints (and the
- * build fails if the table was made for other sources: `npm run reflect`).
+ * build fails if the table was made for other sources: `npm run reflect`) and is shipped packed as text
+ * (src/gpu/reflection_pack.ts).
  */
 function shippedWgsl(): Plugin {
   const dir = normalizePath(fileURLToPath(new URL("./shaders/", import.meta.url)));
   const table = normalizePath(fileURLToPath(new URL("./src/gpu/reflection.generated.ts", import.meta.url)));
   let sources: Record<string, string> = {};
-  let shipped: ReturnType<typeof shipShaders> | undefined;
+  let shipped: ShippedShaders | undefined;
   return {
     name: "gradwgsl:shipped-wgsl",
     enforce: "pre",
@@ -30,7 +32,10 @@ function shippedWgsl(): Plugin {
       shipped = shipShaders(sources);
     },
     load(id) {
-      if (id === table) return `export const shaderReflection = ${JSON.stringify(shippedReflection(shaderReflection, sources, shipped!))};`;
+      if (id === table) {
+        const packed = packReflection(shippedReflection(shaderReflection, sources, shipped!));
+        return `import { unpackReflection } from "./reflection_pack.ts";\nexport const shaderReflection = unpackReflection(${JSON.stringify(packed)});`;
+      }
       if (!id.endsWith(".wgsl?raw")) return null;
       const file = id.slice(dir.length, -"?raw".length);
       const code = shipped!.sources[file];

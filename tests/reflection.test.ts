@@ -1,15 +1,17 @@
 // The committed shader reflection table (src/gpu/reflection.generated.ts) is what wgsl_reflect reports
 // for the shaders on disk today; the build-time reflector refuses what the registry cannot bind; the WGSL
 // minifier of the library build keeps line numbers and the table's fingerprints; its renaming of the
-// shaders' identifiers leaves what the registry reads of them as it was.
+// shaders' identifiers leaves what the registry reads of them as it was, and so does the packing of the
+// table as text.
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { WgslReflect } from "wgsl_reflect";
 import { REFLECT_COMMAND, TABLE_PATH, reflectShader, reflectShaders } from "../scripts/reflect-shaders.mts";
 import { shaderReflection } from "../src/gpu/reflection.generated.ts";
 import { shaderSources } from "../src/gpu/shaders.ts";
+import { packReflection, unpackReflection } from "../src/gpu/reflection_pack.ts";
 import { mangleWgsl, shippedReflection, shipShaders, wgslRenaming } from "../src/gpu/wgsl_mangle.ts";
-import { assemble, fingerprint, minifyWgsl, type ShaderReflection } from "../src/gpu/wgsl_source.ts";
+import { assemble, fingerprint, minifyWgsl, type ReflectionTable, type ShaderReflection } from "../src/gpu/wgsl_source.ts";
 
 const STALE = `${TABLE_PATH} does not match the shaders: run \`${REFLECT_COMMAND}\` and commit the result`;
 
@@ -169,5 +171,34 @@ describe("WGSL renaming of the library build", () => {
   it("refuses a table made for other sources", () => {
     const edited = { ...shaderSources, "activation.wgsl": shaderSources["activation.wgsl"]!.replace("g += dx[i];", "g -= dx[i];") };
     expect(() => shippedReflection(shaderReflection, edited, shipShaders(edited))).toThrow(/shaders\/activation\.wgsl .*changed after its reflection was generated; run `npm run reflect`/);
+  });
+});
+
+describe("packed reflection table of the library build", () => {
+  it("unpacks to the table it was packed from, for the sources' table and the shipped one", () => {
+    expect(unpackReflection(packReflection(shaderReflection))).toEqual(shaderReflection);
+    const shipped = shippedReflection(shaderReflection, shaderSources, shipShaders(shaderSources));
+    expect(unpackReflection(packReflection(shipped))).toEqual(shipped);
+  });
+
+  it("keeps what the shaders do not have today: no overrides, defaults of every kind, no bindings, read-only storage", () => {
+    const table: ReflectionTable = {
+      "a.wgsl": { fingerprint: "00000000", overrides: {}, entries: { main: { bindings: [], workgroupSize: [1, 1, 1] } } },
+      "lib2/b.wgsl": {
+        fingerprint: "ffffffff",
+        overrides: { A: true, B: null, C: -0.5, D: 1e-7, E: 0 },
+        entries: {
+          one: { bindings: [{ name: "y", binding: 3, type: "read-only-storage" }, { name: "p", binding: 7, type: "uniform" }], uniform: { name: "p", size: 8, members: { k: { offset: 0, type: "i32" }, lr: { offset: 4, type: "f32" } } }, workgroupSize: ["E", 2, "C"] },
+          two: { bindings: [{ name: "z", binding: 0, type: "storage" }], workgroupSize: [256, 1, 1] },
+        },
+      },
+    };
+    expect(unpackReflection(packReflection(table))).toEqual(table);
+  });
+
+  it("refuses a uniform whose members are not 4 bytes apart", () => {
+    const entry = { bindings: [{ name: "p", binding: 0, type: "uniform" as const }], uniform: { name: "p", size: 16, members: { a: { offset: 0, type: "u32" as const }, b: { offset: 8, type: "u32" as const } } }, workgroupSize: [1, 1, 1] as [number, number, number] };
+    expect(() => packReflection({ "k.wgsl": { fingerprint: "0", overrides: {}, entries: { main: entry } } })).toThrow(/shaders\/k\.wgsl main: uniform p: member b is at byte 8, not 4/);
+    expect(() => packReflection({ "k.wgsl": { fingerprint: "0", overrides: {}, entries: { main: { ...entry, uniform: { ...entry.uniform, members: { a: entry.uniform.members.a } } } } } })).toThrow(/uniform p is 16 bytes, not 4 per member/);
   });
 });
