@@ -2,7 +2,7 @@
 // offline into a scratch Vite app, build the app, and train XOR in headless Chromium (SwiftShader) from
 // the built app. The package is staged in a temporary directory, so dist/ in the checkout is untouched.
 import { execFile } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -60,6 +60,48 @@ try {
 } catch (e) {
   out.textContent = JSON.stringify({ error: String((e as Error)?.stack ?? e) });
 }
+`;
+
+/**
+ * A Node script that trains a few steps of three models touching every layer kind (vec4 kernels on,
+ * the matmul pinned so no tuning run can choose differently) and prints the losses per epoch and the
+ * predictions: from the installed package, or from the sources (then run through tsx).
+ */
+const trainScript = (core: string, models: string) => `import * as g from ${JSON.stringify(core)};
+import { referenceCnn } from ${JSON.stringify(models)};
+const engineOptions = { matmul: "tiled", vectors: true };
+const data = (shape, n) => Float32Array.from({ length: n * shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.37));
+const labels = (n) => Array.from({ length: n }, (_, i) => (i * 7) % 10);
+async function run(model, optimizer, n = 32) {
+  await model.compile({ optimizer, loss: "sparseCategoricalCrossentropy", seed: 1, engineOptions });
+  const x = data(model.inputs[0].shape, n);
+  const { history } = await model.fit(x, labels(n), { epochs: 3, batchSize: 16 });
+  const predictions = Array.from((await model.predict(x)).slice(0, 20));
+  model.dispose();
+  return { loss: history.loss, predictions };
+}
+const conv = new g.Sequential([
+  g.Conv2D({ filters: 4, kernelSize: 3, inputShape: [12, 12, 2], activation: "relu" }),
+  g.BatchNormalization(),
+  g.DepthwiseConv2D({ kernelSize: 3, padding: "same" }),
+  g.MaxPooling2D({ poolSize: 2 }),
+  g.LayerNormalization(),
+  g.AveragePooling2D({ poolSize: 2 }),
+  g.Dropout({ rate: 0.2 }),
+  g.Flatten(),
+  g.Dense({ units: 10, activation: "softmax" }),
+]);
+const x = g.Input({ shape: [8, 8, 4] });
+const a = g.Conv2D({ filters: 4, kernelSize: 3, padding: "same", activation: "tanh" }).apply(x);
+const b = g.ActivationLayer({ activation: "sigmoid" }).apply(g.Multiply().apply([a, x]));
+const c = g.Concatenate().apply([g.Add().apply([a, b]), x]);
+const h = g.Dense({ units: 12, activation: "relu" }).apply(g.GlobalAveragePooling2D().apply(c));
+const functional = new g.Model({ inputs: x, outputs: g.Dense({ units: 10, activation: "softmax" }).apply(h) });
+console.log(JSON.stringify({
+  conv: await run(conv, { type: "sgd", learningRate: 0.05, momentum: 0.9 }),
+  functional: await run(functional, { type: "adam", learningRate: 0.01 }),
+  cnn: await run(referenceCnn({ dropout: 0.25, l2: 1e-4 }), "adam", 16),
+}));
 `;
 
 let work = "";
@@ -156,6 +198,20 @@ describe("the packed library in a Vite app", () => {
     expect(report.runtime).toBe("dawn");
     expect(report.description.length).toBeGreaterThan(0);
   }, 60_000);
+
+  it("trains in Node through the installed package to the same bits as the sources (shaders minified and renamed, table packed)", async () => {
+    if (!existsSync(join(work, "app/node_modules/webgpu"))) symlinkSync(join(root, "node_modules/webgpu"), join(work, "app/node_modules/webgpu"), "dir");
+    const installed = join(work, "app/train.mjs");
+    writeFileSync(installed, trainScript("gradwgsl", "gradwgsl/models"));
+    const sources = join(work, "train_sources.mts");
+    writeFileSync(sources, trainScript(join(root, "src/index.ts"), join(root, "src/entry/models.ts")));
+    const result = (out: string) => JSON.parse(out.split("\n").find((l) => l.startsWith("{"))!) as Record<string, { loss: number[]; predictions: number[] }>;
+    const shipped = result(await run(process.execPath, [installed], join(work, "app")));
+    const fromSources = result(await run(process.execPath, ["--import", "tsx", "--import", join(root, "scripts/node-hooks.mjs"), sources], root));
+    expect(Object.keys(shipped)).toEqual(["conv", "functional", "cnn"]);
+    for (const { loss } of Object.values(shipped)) expect(loss.length === 3 && loss.every(Number.isFinite) && loss[2]! < loss[0]!, String(loss)).toBe(true);
+    expect(shipped).toEqual(fromSources);
+  }, 180_000);
 
   it("trains XOR in headless Chromium", async () => {
     const page = await browser!.newPage();
