@@ -55,9 +55,10 @@ export default defineConfig({
     target: "es2022",
     minify: true,
     sourcemap: true,
-    // Vite leaves whitespace in ES library builds; minify fully (pure annotations are kept).
+    // Vite leaves whitespace in ES library builds; minify fully (pure annotations are kept). Statements are
+    // not joined into comma sequences: gzip packs them 36 B smaller as they are.
     // "allow-extension": dist/lib/index.js may also export the internals the subpath entries import
     // from it (src/entry/), so the core stays one file instead of chunks split by entry.
-    rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { minify: { compress: { keepNames: { function: false, class: true } }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
+    rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { minify: { compress: { keepNames: { function: false, class: true }, sequences: false }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
   },
 });
