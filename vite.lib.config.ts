@@ -58,7 +58,8 @@ export default defineConfig({
     // Vite leaves whitespace in ES library builds; minify fully (pure annotations are kept). Statements are
     // not joined into comma sequences: gzip packs them 36 B smaller as they are.
     // "allow-extension": dist/lib/index.js may also export the internals the subpath entries import
-    // from it (src/entry/), so the core stays one file instead of chunks split by entry.
-    rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { minify: { compress: { keepNames: { function: false, class: true }, sequences: false }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
+    // from it (src/entry/), so the core stays one file instead of chunks split by entry. The one other
+    // chunk is code the core imports dynamically, on first use: dist/lib/profile.js (model.kernelTimes).
+    rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { chunkFileNames: "[name].js", minify: { compress: { keepNames: { function: false, class: true }, sequences: false }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
   },
 });
