@@ -55,11 +55,12 @@ export default defineConfig({
     target: "es2022",
     minify: true,
     sourcemap: true,
-    // Vite leaves whitespace in ES library builds; minify fully (pure annotations are kept). Statements are
-    // not joined into comma sequences: gzip packs them 36 B smaller as they are.
+    // Vite leaves whitespace in ES library builds; minify fully. Statements are not joined into comma
+    // sequences: gzip packs them 36 B smaller as they are. No comments: the only ones left were /* @__PURE__ */
+    // on `new Map` and typed arrays, which bundlers take as pure without them (82 B).
     // "allow-extension": dist/lib/index.js may also export the internals the subpath entries import
     // from it (src/entry/), so the core stays one file instead of chunks split by entry. The one other
     // chunk is code the core imports dynamically, on first use: dist/lib/profile.js (model.kernelTimes).
-    rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { chunkFileNames: "[name].js", minify: { compress: { keepNames: { function: false, class: true }, sequences: false }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
+    rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { chunkFileNames: "[name].js", comments: false, minify: { compress: { keepNames: { function: false, class: true }, sequences: false }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
   },
 });
