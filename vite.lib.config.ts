@@ -60,7 +60,8 @@ export default defineConfig({
     // on `new Map` and typed arrays, which bundlers take as pure without them (82 B).
     // "allow-extension": dist/lib/index.js may also export the internals the subpath entries import
     // from it (src/entry/), so the core stays one file instead of chunks split by entry. The one other
-    // chunk is code the core imports dynamically, on first use: dist/lib/profile.js (model.kernelTimes).
+    // chunk is code the core imports dynamically, on first use: dist/lib/diagnostics.js (model.kernelTimes,
+    // fit's divergence diagnosis).
     rolldownOptions: { preserveEntrySignatures: "allow-extension", external: ["webgpu", /^node:/], output: { chunkFileNames: "[name].js", comments: false, minify: { compress: { keepNames: { function: false, class: true }, sequences: false }, mangle: { keepNames: { function: false, class: true } }, codegen: true } } },
   },
 });

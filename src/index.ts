@@ -32,6 +32,6 @@ export { Input, SymbolicTensor } from "./graph/graph.ts";
 export { Model, Sequential, type CompileOptions, type LossName } from "./model/model.ts";
 export type { FitOptions, History, Callbacks } from "./train/fit.ts";
 export type { Logs } from "./train/metrics.ts";
-export type { KernelTime } from "./train/profile.ts";
+export type { KernelTime } from "./train/diagnostics.ts";
 export type { OptimizerConfig, LearningRate } from "./train/optimizer.ts";
 export type { Plan, MemoryReport } from "./plan/plan.ts";

@@ -24,8 +24,8 @@ const ENTRIES = ["index", "io", "ops", "data", "models"] as const;
  * so browser apps neither load nor bundle it (its 1.4 kB gzip would otherwise sit in the core).
  */
 const NODE_ONLY = "node";
-/** Code the core imports dynamically on first use, not an export: model.kernelTimes's replay (a diagnostic). */
-const LAZY = ["profile"] as const;
+/** Code the core imports dynamically on first use, not an export: diagnostics (model.kernelTimes, fit's stopOnNonFinite). */
+const LAZY = ["diagnostics"] as const;
 /**
  * Budgets, gzip -9. The core entry (dist/lib/index.js: engine, layers, models, training) holds every
  * module the entries share, so it is what an app that trains loads; issue 12 aimed at 45 kB for it, which
@@ -80,7 +80,7 @@ async function run(model, optimizer, n = 32) {
   const x = data(model.inputs[0].shape, n);
   const { history } = await model.fit(x, labels(n), { epochs: 3, batchSize: 16 });
   const predictions = Array.from((await model.predict(x)).slice(0, 20));
-  const timed = await model.kernelTimes(16); // dist/lib/profile.js, loaded here
+  const timed = await model.kernelTimes(16); // dist/lib/diagnostics.js, loaded here
   model.dispose();
   return { loss: history.loss, predictions, timed: timed === undefined ? "no timestamp-query" : timed.length > 0 };
 }
