@@ -28,14 +28,15 @@ const NODE_ONLY = "node";
 const LAZY = ["diagnostics"] as const;
 /**
  * Budgets, gzip -9. The core entry (dist/lib/index.js: engine, layers, models, training) holds every
- * module the entries share, so it is what an app that trains loads; issue 12 aimed at 45 kB for it, which
- * is not reached: it is 47.7 kB (9.7 kB of it the shaders, 2.2 kB the reflection table), after its
- * Node-only half moved to dist/lib/node.js and the WGSL minifier dropped the blanks around punctuation.
- * This budget leaves 0.8 kB for growth (new kernels) and fails on a module that leaks back from a subpath
- * (the TF.js format is 8 kB). The total of the entries guards against a regression of kind (wgsl_reflect
- * or unminified code back in the bundle: +50 kB or more).
+ * module the entries share, so it is what an app that trains loads; issue 12 aims at 45 kB for it. It is
+ * 44.5 kB by this measure (Node's zlib; GNU gzip -9 makes 44.3), the shaders 9.0 kB of it (minified,
+ * their identifiers shortened) and the reflection table 1.5 kB (packed as text), after its Node-only half
+ * moved to dist/lib/node.js, the reference models to gradwgsl/models and the diagnostics to a chunk
+ * loaded on first use. This budget is the target: a new kernel that crosses it has to pay for itself,
+ * and a module that leaks back from a subpath (the TF.js format is 8 kB) fails. The total guards against
+ * a regression of kind (wgsl_reflect or unminified code back in the bundle: +50 kB or more).
  */
-const CORE_GZIP_BUDGET = 48_500;
+const CORE_GZIP_BUDGET = 45_000;
 const TOTAL_GZIP_BUDGET = 64_000;
 
 const APP_HTML = `<!doctype html>
