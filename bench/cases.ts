@@ -6,7 +6,7 @@ import { Engine } from "../src/engine.ts";
 import { BufferUsage, MapMode } from "../src/gpu/flags.ts";
 import { Dispatch } from "../src/gpu/registry.ts";
 import * as K from "../src/kernels.ts";
-import { RESNET_WIDTHS, referenceCnn, residualNet } from "../src/index.ts";
+import { RESNET_WIDTHS, referenceCnn, residualNet } from "../src/entry/models.ts";
 import { jaxTrainer, type JaxDevice } from "./jax.ts";
 
 export interface Stats {

@@ -1,6 +1,7 @@
 // The demo's network, shared with npm run train: the reference CNN (src/model/reference.ts), with optional
 // dropout before the classifier and L2 on every kernel; and the limits both check their settings against.
-import { referenceCnn, type Sequential } from "../src/index.ts";
+import type { Sequential } from "../src/index.ts";
+import { referenceCnn } from "../src/entry/models.ts";
 
 export interface CnnOptions {
   /** Dropout rate after Dense(128), in [0, 1); 0: none. */

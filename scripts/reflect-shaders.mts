@@ -47,7 +47,7 @@ export function reflectShader(file: string, sources: Readonly<Record<string, str
           if (!type) throw new Error(`${where}: uniform ${s.name}.${m.name} is ${m.type.name}; the registry packs only ${SCALARS.join(", ")} members`);
           members[m.name] = { offset: m.offset, type };
         }
-        uniform = { name: v.name, struct: s.name, size: s.size, members };
+        uniform = { name: v.name, size: s.size, members };
         bindings.push({ name: v.name, binding: v.binding, type: "uniform" });
       } else if (v.resourceType === ResourceType.Storage) {
         bindings.push({ name: v.name, binding: v.binding, type: v.access === "read_write" ? "storage" : "read-only-storage" });

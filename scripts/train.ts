@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { LIMITS, parseDecimal } from "../demo/model.ts";
 import { loadMnist, subset } from "../src/data/mnist.ts";
-import { referenceCnn, residualNet } from "../src/index.ts";
+import { referenceCnn, residualNet } from "../src/entry/models.ts";
 import { saveSafetensors } from "../src/model/safetensors.ts";
 
 const USAGE = `usage: npm run train -- [options]

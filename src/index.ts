@@ -1,4 +1,9 @@
 // Public entry point of the library.
+// The shaders and their reflection table come first, for their place in the bundle, not for effects: the
+// library build then holds its data (40 kB of WGSL, the table) in one stretch before all of its code,
+// which gzip packs about 0.55 kB smaller than the data between the first few modules and the rest.
+import "./gpu/shaders.ts";
+import "./gpu/reflection.generated.ts";
 export { Engine, type EngineOptions } from "./engine.ts";
 export { Tensor, type DType } from "./engine.ts";
 export * from "./errors.ts";
@@ -27,7 +32,6 @@ export { Input, SymbolicTensor } from "./graph/graph.ts";
 export { Model, Sequential, type CompileOptions, type LossName } from "./model/model.ts";
 export type { FitOptions, History, Callbacks } from "./train/fit.ts";
 export type { Logs } from "./train/metrics.ts";
-export type { KernelTime } from "./train/profile.ts";
+export type { KernelTime } from "./train/diagnostics.ts";
 export type { OptimizerConfig, LearningRate } from "./train/optimizer.ts";
 export type { Plan, MemoryReport } from "./plan/plan.ts";
-export { referenceCnn, residualNet, RESNET_WIDTHS } from "./model/reference.ts";

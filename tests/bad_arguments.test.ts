@@ -26,12 +26,12 @@ import {
   SymbolicTensor,
   Tensor,
   acquireGpu,
-  referenceCnn,
-  residualNet,
 } from "../src/index.ts";
 import * as api from "../src/index.ts";
 import * as data from "../src/entry/data.ts";
 import * as io from "../src/entry/io.ts";
+import * as referenceModels from "../src/entry/models.ts";
+import { referenceCnn, residualNet } from "../src/entry/models.ts";
 import { fromTfjs, loadSafetensors, parseIdx, saveSafetensors, toTfjs } from "../src/entry/io.ts";
 import * as ops from "../src/entry/ops.ts";
 import { gpuEngine } from "./gpu_helpers.ts";
@@ -680,7 +680,7 @@ describe("bad arguments are refused with an EngineError that names the argument"
     const lowLevel = ["KernelRegistry", "Kernel", "Dispatch", "EngineError", "DataError", "ShapeError", "ConfigError", "GpuError", "ShaderCompileError", "DivergenceError"];
     // Functions and classes only (constants such as RESNET_WIDTHS take no arguments), of every entry.
     const callable = ([k, v]: [string, unknown]) => typeof v === "function" && !lowLevel.includes(k);
-    const exported = [api, io, ops, data].flatMap((entry) => Object.entries(entry).filter(callable).map(([k]) => k));
+    const exported = [api, io, ops, data, referenceModels].flatMap((entry) => Object.entries(entry).filter(callable).map(([k]) => k));
     expect(exported.filter((k) => !new RegExp(`\\b${k}\\b`).test(names))).toEqual([]);
   });
 });

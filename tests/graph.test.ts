@@ -14,8 +14,8 @@ import {
   Input,
   Model,
   Sequential,
-  referenceCnn,
 } from "../src/index.ts";
+import { referenceCnn } from "../src/entry/models.ts";
 import type { Engine } from "../src/engine.ts";
 import { requiringGrad } from "../src/graph/autodiff.ts";
 import { topologicalNodes } from "../src/graph/graph.ts";

@@ -1,13 +1,13 @@
 // The pipeline registry: compile errors carry file, line and message (also inside appended libraries);
 // unknown names are refused with what exists; pipelines are cached by (file, entry, constants); a
 // reflection table made for other sources is refused with the command that regenerates it; every
-// shader, minified as the library build inlines it, still compiles to all of its pipelines.
+// shader, minified and renamed as the library build inlines it, still compiles to all of its pipelines.
 import { afterAll, describe, expect, it } from "vitest";
 import { KernelRegistry } from "../src/gpu/registry.ts";
 import { ConfigError, ShaderCompileError } from "../src/errors.ts";
 import { shaderReflection } from "../src/gpu/reflection.generated.ts";
 import { shaderSources, type ShaderFile } from "../src/gpu/shaders.ts";
-import { minifyWgsl } from "../src/gpu/wgsl_source.ts";
+import { shippedReflection, shipShaders } from "../src/gpu/wgsl_mangle.ts";
 import { reflectShaders } from "../scripts/reflect-shaders.mts";
 import { gpuEngine } from "./gpu_helpers.ts";
 import type { Engine } from "../src/engine.ts";
@@ -62,11 +62,12 @@ describe("kernel registry", () => {
     expect((await new KernelRegistry(engine.device, commented, reflection).kernel("good.wgsl" as ShaderFile, "main")).workgroupSize).toEqual([4, 1, 1]);
   });
 
-  it("compiles every shader as the library build minifies it, with each entry point's pipeline", async () => {
+  it("compiles every shader as the library build ships it, with each entry point's pipeline", async () => {
     engine ??= await gpuEngine();
     const device = engine.device;
-    // The library's strings, the table's fingerprints: a minifier that changed a token fails here.
-    const r = new KernelRegistry(device, Object.fromEntries(Object.entries(shaderSources).map(([f, s]) => [f, minifyWgsl(s)])));
+    // The library's strings and table (vite.lib.config.ts): a minifier or renaming that broke the code fails here.
+    const shipped = shipShaders(shaderSources);
+    const r = new KernelRegistry(device, shipped.sources, shippedReflection(shaderReflection, shaderSources, shipped));
     const subgroups = device.features.has("subgroups");
     let pipelines = 0;
     for (const [file, { entries }] of Object.entries(shaderReflection)) {

@@ -62,7 +62,7 @@ describe("F16 and BF16 safetensors", () => {
 
 describe("referenceCnn options", () => {
   it("adds dropout before the classifier and L2 on every kernel, and refuses bad values", async () => {
-    const { referenceCnn } = await import("../src/index.ts");
+    const { referenceCnn } = await import("../src/entry/models.ts");
     expect(referenceCnn().layers.map((l) => l.kind)).toEqual(["conv2d", "maxPooling2d", "flatten", "dense", "dense"]);
     expect(referenceCnn({ dropout: 0.5 }).layers.map((l) => l.kind)).toEqual(["conv2d", "maxPooling2d", "flatten", "dense", "dropout", "dense"]);
     expect(() => referenceCnn({ dropout: 1 })).toThrow(/dropout/);

@@ -2,7 +2,8 @@
 // the reference CNN with softmax cross-entropy, MLPs with MSE (with and without biases), soft-target
 // cross-entropy and binary cross-entropy.
 import { afterAll, describe, expect, it } from "vitest";
-import { Dense, Sequential, referenceCnn } from "../src/index.ts";
+import { Dense, Sequential } from "../src/index.ts";
+import { referenceCnn } from "../src/entry/models.ts";
 import { Engine } from "../src/engine.ts";
 import type { LossName, OptimizerConfig } from "../src/model/model.ts";
 import * as ref from "./reference/cpu.ts";

@@ -1,7 +1,8 @@
 // Real learning on real MNIST, and the scheduler's promise that the steady state allocates nothing.
 import { afterAll, describe, expect, it } from "vitest";
 import { loadMnist, subset } from "../src/data/mnist.ts";
-import { Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Sequential, referenceCnn } from "../src/index.ts";
+import { Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Sequential } from "../src/index.ts";
+import { referenceCnn } from "../src/entry/models.ts";
 import type { Engine } from "../src/engine.ts";
 import { gpuEngine } from "./gpu_helpers.ts";
 

@@ -4,7 +4,7 @@ import type { ReflectionTable } from "./wgsl_source.ts";
 
 export const shaderReflection: ReflectionTable = {
   "activation.wgsl": {
-    "fingerprint": "6af9cfa9",
+    "fingerprint": "53affa75",
     "overrides": { "ACCUMULATE": false, "ACT": 0, "WG": 64 },
     "entries": {
       "activation_forward": {
@@ -13,7 +13,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "x", "binding": 1, "type": "storage" },
           { "name": "y", "binding": 2, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
       "activation_backward": {
@@ -23,13 +23,13 @@ export const shaderReflection: ReflectionTable = {
           { "name": "dy", "binding": 4, "type": "storage" },
           { "name": "dx", "binding": 5, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
     },
   },
   "batch_norm.wgsl": {
-    "fingerprint": "468e884d",
+    "fingerprint": "135d20bb",
     "overrides": { "ACC_DX": false, "ACC_PARAMS": false, "WG_C": 16, "WG_R": 4 },
     "entries": {
       "batch_norm_stats": {
@@ -43,7 +43,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -70,7 +69,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -97,7 +95,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -126,7 +123,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -144,7 +140,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "bias_grad.wgsl": {
-    "fingerprint": "f7c91d83",
+    "fingerprint": "497ad376",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "bias_grad": {
@@ -157,7 +153,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -182,7 +177,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 32,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -200,7 +194,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "concat.wgsl": {
-    "fingerprint": "8906d1ee",
+    "fingerprint": "7634cefd",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "copy_slice": {
@@ -211,7 +205,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 24,
           "members": {
             "outer": { "offset": 0, "type": "u32" },
@@ -379,7 +372,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "data.wgsl": {
-    "fingerprint": "7078c7d5",
+    "fingerprint": "190b694b",
     "overrides": { "AUGMENT": false, "WG": 64 },
     "entries": {
       "gather_u8": {
@@ -392,7 +385,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "gather",
-          "struct": "Gather",
           "size": 44,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -420,7 +412,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "gather",
-          "struct": "Gather",
           "size": 44,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -447,7 +438,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "gather",
-          "struct": "Gather",
           "size": 44,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -468,7 +458,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "depthwise_conv.wgsl": {
-    "fingerprint": "8872cc90",
+    "fingerprint": "5d1a7777",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2 },
     "entries": {
       "depthwise_conv_forward": {
@@ -481,7 +471,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 60,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -512,7 +501,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 60,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -543,7 +531,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 60,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -568,7 +555,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "dropout.wgsl": {
-    "fingerprint": "21604ec5",
+    "fingerprint": "283d3579",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "dropout_forward": {
@@ -579,7 +566,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -597,7 +583,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -610,7 +595,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "elementwise.wgsl": {
-    "fingerprint": "0f603832",
+    "fingerprint": "ea93a1cd",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "add_forward": {
@@ -620,7 +605,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "b", "binding": 2, "type": "storage" },
           { "name": "y", "binding": 3, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
       "multiply_forward": {
@@ -630,7 +615,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "b", "binding": 2, "type": "storage" },
           { "name": "y", "binding": 3, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
       "multiply_backward": {
@@ -640,7 +625,7 @@ export const shaderReflection: ReflectionTable = {
           { "name": "other", "binding": 5, "type": "storage" },
           { "name": "dx", "binding": 6, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
       "copy_or_add": {
@@ -649,13 +634,13 @@ export const shaderReflection: ReflectionTable = {
           { "name": "src", "binding": 7, "type": "storage" },
           { "name": "dst", "binding": 8, "type": "storage" },
         ],
-        "uniform": { "name": "params", "struct": "Params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
+        "uniform": { "name": "params", "size": 4, "members": { "n": { "offset": 0, "type": "u32" } } },
         "workgroupSize": ["WG", 1, 1],
       },
     },
   },
   "global_pool.wgsl": {
-    "fingerprint": "8f1968df",
+    "fingerprint": "9459dcaa",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "global_avg_pool_forward": {
@@ -666,7 +651,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -684,7 +668,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -697,7 +680,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "im2col.wgsl": {
-    "fingerprint": "630dab4c",
+    "fingerprint": "5c896b85",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "im2col": {
@@ -708,7 +691,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "conv",
-          "struct": "Conv",
           "size": 48,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -735,7 +717,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "conv",
-          "struct": "Conv",
           "size": 48,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -757,7 +738,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "layer_norm.wgsl": {
-    "fingerprint": "ec23bb24",
+    "fingerprint": "807d135e",
     "overrides": { "ACC_DX": false, "ACC_PARAMS": false, "WG_D": 64, "WG_ROWS": 1 },
     "entries": {
       "layer_norm_forward": {
@@ -772,7 +753,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 20,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -796,7 +776,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 20,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -820,7 +799,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 20,
           "members": {
             "R": { "offset": 0, "type": "u32" },
@@ -835,7 +813,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "loss.wgsl": {
-    "fingerprint": "3d0bad48",
+    "fingerprint": "c55b1eab",
     "overrides": { "WG": 64 },
     "entries": {
       "mse": {
@@ -849,7 +827,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -870,7 +847,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -883,7 +859,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul.wgsl": {
-    "fingerprint": "b024bfef",
+    "fingerprint": "fd798250",
     "overrides": { "WG_X": 8, "WG_Y": 8, "BK": 8, "ACCUMULATE": false },
     "entries": {
       "matmul_tiled": {
@@ -896,7 +872,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 44,
           "members": {
             "M": { "offset": 0, "type": "u32" },
@@ -924,7 +899,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 44,
           "members": {
             "M": { "offset": 0, "type": "u32" },
@@ -945,7 +919,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "64384000",
+    "fingerprint": "7da37153",
     "overrides": { "WG": 16, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
@@ -958,7 +932,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 44,
           "members": {
             "M": { "offset": 0, "type": "u32" },
@@ -986,7 +959,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 44,
           "members": {
             "M": { "offset": 0, "type": "u32" },
@@ -1007,7 +979,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "optimizer.wgsl": {
-    "fingerprint": "7adf9505",
+    "fingerprint": "167483d8",
     "overrides": { "WG": 64 },
     "entries": {
       "sgd": {
@@ -1020,7 +992,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "sgd_params",
-          "struct": "Sgd",
           "size": 12,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -1041,7 +1012,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "adam_params",
-          "struct": "Adam",
           "size": 20,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -1063,7 +1033,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "sgd_params",
-          "struct": "Sgd",
           "size": 12,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -1084,7 +1053,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "adam_params",
-          "struct": "Adam",
           "size": 20,
           "members": {
             "n": { "offset": 0, "type": "u32" },
@@ -1099,7 +1067,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "pool.wgsl": {
-    "fingerprint": "4058fa8d",
+    "fingerprint": "fca3f2e7",
     "overrides": { "ACCUMULATE": false, "WG_C": 32, "WG_X": 2, "WIN_H": 2, "WIN_W": 2 },
     "entries": {
       "max_pool_forward": {
@@ -1111,7 +1079,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1140,7 +1107,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1168,7 +1134,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1196,7 +1161,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1225,7 +1189,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1254,7 +1217,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "pool",
-          "struct": "Pool",
           "size": 52,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1277,7 +1239,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "softmax_xent.wgsl": {
-    "fingerprint": "d373b838",
+    "fingerprint": "27aaa145",
     "overrides": { "WG": 64 },
     "entries": {
       "softmax_xent_sparse": {
@@ -1292,7 +1254,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1314,7 +1275,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1332,7 +1292,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 12,
           "members": {
             "B": { "offset": 0, "type": "u32" },
@@ -1345,7 +1304,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "sum_splits.wgsl": {
-    "fingerprint": "f594006d",
+    "fingerprint": "3fb3f116",
     "overrides": { "ACCUMULATE": false, "WG": 64 },
     "entries": {
       "sum_splits": {
@@ -1356,7 +1315,6 @@ export const shaderReflection: ReflectionTable = {
         ],
         "uniform": {
           "name": "params",
-          "struct": "Params",
           "size": 8,
           "members": { "n": { "offset": 0, "type": "u32" }, "splits": { "offset": 4, "type": "u32" } },
         },

@@ -10,10 +10,9 @@ export interface BindingReflection {
   type: "uniform" | "storage" | "read-only-storage";
 }
 
-/** An entry point's uniform struct: its size in bytes and each member's offset and scalar type. */
+/** An entry point's uniform (its variable's name): its struct's size in bytes and each member's offset and scalar type. */
 export interface UniformReflection {
   name: string;
-  struct: string;
   size: number;
   members: Record<string, { offset: number; type: "f32" | "i32" | "u32" }>;
 }
@@ -98,9 +97,14 @@ export function minifyWgsl(code: string): string {
   return lines.join("\n");
 }
 
-/** FNV-1a of the minified code without blank lines: comments and layout may change without making the table stale. */
+/**
+ * FNV-1a of the code without comments or blanks: comments and layout may change without making the
+ * table stale. Every blank goes, even one that separates two words, and the tail of a nested block
+ * comment stays: this tells a table made for other code, cheaply enough for the core bundle (which need
+ * not carry the minifier); tests/reflection.test.ts compares the table with the shaders themselves.
+ */
 export function fingerprint(code: string): string {
-  const text = minifyWgsl(code).split("\n").filter(Boolean).join("\n");
+  const text = code.replace(/\/\/.*|\/\*[\s\S]*?\*\//g, "").replace(/\s+/g, "");
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return (h >>> 0).toString(16).padStart(8, "0");

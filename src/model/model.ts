@@ -13,7 +13,7 @@ import { fit, type FitOptions, type History } from "../train/fit.ts";
 import { evaluate, predict } from "../train/infer.ts";
 import type { Logs } from "../train/metrics.ts";
 import { optimizerOf, type OptimizerConfig } from "../train/optimizer.ts";
-import { kernelTimes, type KernelTime } from "../train/profile.ts";
+import type { KernelTime } from "../train/diagnostics.ts";
 import { mulberry32 } from "../train/random.ts";
 import { Recovery } from "../train/recovery.ts";
 import { Session } from "../train/session.ts";
@@ -253,12 +253,14 @@ export class Model implements BatchTrainee {
   /**
    * GPU time of each kernel of a training step at a batch size (forward, loss, backward; the optimizer
    * is one more dispatch), from timestamp queries; undefined where the adapter lacks timestamp-query.
-   * The step is replayed on what the plan holds, and training is left exactly as it was.
+   * The step is replayed on what the plan holds, and training is left exactly as it was. The replay's
+   * code loads on the first call (src/train/diagnostics.ts: a file of its own in the library build).
    */
   kernelTimes(batchSize: number): Promise<KernelTime[] | undefined> {
     try {
       if (typeof batchSize !== "number" || !Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError(`kernelTimes(): batchSize must be a positive integer, got ${shown(batchSize)}`);
-      return kernelTimes(this.need(), batchSize);
+      const session = this.need();
+      return import("../train/diagnostics.ts").then((d) => d.kernelTimes(session, batchSize));
     } catch (e) {
       return Promise.reject(e);
     }

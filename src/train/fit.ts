@@ -7,7 +7,7 @@ import { ConfigError, DataError, GpuError } from "../errors.ts";
 import type { Augment } from "../kernels.ts";
 import type { Dataset, Plan } from "../plan/plan.ts";
 import { inputsOf, type InputData } from "./dataset.ts";
-import { checkBatchSize, diagnose, evaluateDataset, scaleOf } from "./infer.ts";
+import { checkBatchSize, evaluateDataset, scaleOf } from "./infer.ts";
 import type { Logs, Triple } from "./metrics.ts";
 import { Recovery, type Position } from "./recovery.ts";
 import { mulberry32, shuffled } from "./random.ts";
@@ -97,6 +97,11 @@ function augmentOf(v: unknown, spec: Session): { shift: number; rotate: number }
   return { shift, rotate };
 }
 const CALLBACKS = ["onEpochBegin", "onBatchEnd", "onEpochEnd", "onDeviceLost"];
+
+/** stopOnNonFinite's diagnosis (which layer went non-finite; it throws), from src/train/diagnostics.ts, loaded when training diverges. */
+async function diagnose(s: Session, train: Dataset, B: number, offset: number, t: number): Promise<never> {
+  return (await import("./diagnostics.ts")).diagnose(s, train, B, offset, t);
+}
 
 export async function fit(m: Trainee, x: unknown, y: unknown, options: FitOptions = {}): Promise<History> {
   const o = optionsOf<FitOptions>(options, "fit()", FIT_OPTIONS);

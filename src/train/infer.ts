@@ -1,7 +1,6 @@
-// Evaluation and prediction on inference plans (no gradients, moving statistics, no dropout), and the
-// divergence diagnosis that names the first layer whose weights or output went non-finite.
+// Evaluation and prediction on inference plans (no gradients, moving statistics, no dropout).
 import { shown } from "../args.ts";
-import { ConfigError, DivergenceError } from "../errors.ts";
+import { ConfigError } from "../errors.ts";
 import type { Dataset } from "../plan/plan.ts";
 import type { Logs, Triple } from "./metrics.ts";
 import type { Session } from "./session.ts";
@@ -59,32 +58,4 @@ export function scaleOf(v: unknown): number {
   if (v === undefined) return 1 / 255;
   if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`inputScale must be a finite number (the factor applied to Uint8Array inputs; default 1/255), got ${String(v)}`);
   return v;
-}
-
-/**
- * With stopOnNonFinite: finds the first layer whose weights, or output on `batch`, are non-finite, and
- * throws a DivergenceError naming it. Outputs come from a plan that shares no memory, so every one is intact.
- */
-export async function diagnose(s: Session, train: Dataset, B: number, offset: number, t: number): Promise<never> {
-  const weights = await s.store.read();
-  for (const w of weights) {
-    const bad = w.data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) {
-      const [layer, role] = w.name.split("/");
-      throw new DivergenceError(`training diverged at step ${t}: layer ${layer}'s ${role} [${w.shape}] holds ${w.data[bad]} (element ${bad}); lower the learning rate, or scale the inputs`);
-    }
-  }
-  const plan = await s.unpackedPlan(B);
-  try {
-    await plan.step(train, offset, Math.min(B, train.n - offset), "eval");
-    for (const n of s.nodes) {
-      const b = plan.activation(n.output)!;
-      const values = new Float32Array(await s.engine.read(b.buffer, b.size!, b.offset));
-      const bad = values.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new DivergenceError(`training diverged at step ${t}: layer ${n.owner.name} (${n.owner.kind}) output [${B}, ${n.output.shape}] holds ${values[bad]} at element ${bad}; lower the learning rate, or check the inputs for extreme values`);
-    }
-  } finally {
-    plan.destroy();
-  }
-  throw new DivergenceError(`training diverged at step ${t}: the loss is not finite although every layer's output is; check the targets for NaN or values outside the loss's range`);
 }
