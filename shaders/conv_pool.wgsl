@@ -1,25 +1,27 @@
 // uses: lib/activation.wgsl lib/index.wgsl
-// conv_pool.wgsl — a convolution with its bias and activation fused with the max pooling that reads it:
-// y = maxpool(act(conv(x, w) + bias)). The convolution's output (4× the pooled one under 2×2 pooling) is
-// never written or read back, and no im2col column buffer exists: each invocation reads the input
-// patch its pooling window covers once, into private memory. On CPU adapters, which pay for every
-// storage access, this replaces im2col, a product with K = KH·KW·C (9 for MNIST), a pooling pass and,
-// backward, the pooling's scatter, the activation's pass and the filter product.
-// The planner fuses a convolution and the max pooling after it where nothing else reads the
-// convolution's output, nothing needs the gradient of its input (a network's first layer), F is a
-// multiple of 4 and the patch fits MAX_PATCH (src/graph/fuse.ts).
-// Layout: x (B, H, W, C) NHWC; w (KH, KW, C, F) read as (T, F/4) vec4s, T = KH·KW·C; bias (F/4) vec4s;
-// y, dy (B, PH, PW, F/4) vec4s; argmax (B, PH, PW, F/4) u32, per channel of the vec4 (8 bits each, the
-// first in the low byte) the index wy·QW + wx within the pooling window of its maximum (the first one
-// on ties, wy outer, as pool.wgsl). Backward: dw_partials (slices, T, F/4) and db_partials (slices, F/4)
-// vec4s, which sum_splits.wgsl adds up in slice order (deterministic, no atomics).
-// Activations are monotonic, so the maximum of act(z) is act of the maximum of z; the gradient through
-// the activation is taken from the pooled output (lib/activation.wgsl's derivatives take y).
+// conv_pool.wgsl — a 3×3 convolution at stride 1 with its bias and activation, fused with the 2×2 max
+// pooling that reads it (MNIST's first layer, and most networks'): y = maxpool(act(conv(x, w) + bias)).
+// The convolution's output (4× the pooled one) is never written or read back, and no im2col column
+// buffer exists. On CPU adapters, which pay for every storage access, this replaces im2col, a product
+// with K = 9·C, a pooling pass and, backward, the pooling's scatter, the activation's pass and the filter
+// product. The planner fuses where nothing else reads the convolution's output, nothing needs the
+// gradient of its input (a network's first layer) and F is a multiple of 4 (src/graph/fuse.ts).
+// Layout: x (B, H, W, C) NHWC; w (3, 3, C, F) read as (9·C, F/4) vec4s; bias (F/4) vec4s; y, dy (B, PH, PW,
+// F/4) vec4s; argmax (B, PH, PW, F/4) u32: per channel of the vec4 (8 bits each, the first in the low
+// byte) the window position of its maximum, wy·2 + wx (the first one on ties, as pool.wgsl).
+// Backward: dw_partials (slices, 9·C, F/4) and db_partials (slices, F/4) vec4s, which sum_splits.wgsl
+// adds up in slice order (deterministic, no atomics). Activations are monotonic, so the maximum of
+// act(z) is act of the maximum of z, and the gradient through the activation is taken from the pooled
+// output (lib/activation.wgsl's derivatives take y).
+// Written for CPU adapters that neither unroll loops nor keep indexed arrays in registers (SwiftShader
+// pays for every indexed access, private or storage: a version with loops over the window and the taps
+// and the patch in a private array took it 110–130 ms for the reference CNN's forward, against ~60 for
+// the unfused kernels and ~22 for this one). A pooling window's 4×4 input patch of one channel is four
+// named rows; a channel group's weights for one kernel row ky are a mat3x4f (column kx: the 4 channels'
+// weights), so one kernel row of a convolution output is a matrix-vector product.
 // Dispatch: forward, one invocation per pooled position (all F/4 channel groups in turn); backward, one
 // per (slice, channel group), walking positions slice, slice + slices, ... Both on a 2-D grid of
-// WG-wide workgroups (lib/index.wgsl).
-// Overrides (pipeline constants, so the window loops have constant trip counts): KH, KW, C, SH, SW (the
-// convolution), QH, QW (the pooling window), WG.
+// WG-wide workgroups (lib/index.wgsl). Overrides: C, WG.
 
 struct Geom {
   B: u32, H: u32, W: u32, F4: u32,
@@ -46,57 +48,9 @@ struct Geom {
 @group(0) @binding(7) var<storage, read_write> dw_partials: array<vec4f>;
 @group(0) @binding(8) var<storage, read_write> db_partials: array<vec4f>;
 
-override KH: u32 = 3;
-override KW: u32 = 3;
+// Input channels: a pipeline constant, so that a single channel's patch is read once per position.
 override C: u32 = 1;
-override SH: u32 = 1;
-override SW: u32 = 1;
-override QH: u32 = 2;
-override QW: u32 = 2;
 override WG: u32 = 64;
-
-// The largest patch (rows · columns · channels) and pooling window the planner fuses.
-const MAX_PATCH = 64u;
-const MAX_WINDOW = 16u;
-const MAX_TAPS = 32u;
-
-// The invocation's input patch (load_patch).
-var<private> win: array<f32, MAX_PATCH>;
-
-// Loads into `win` the input under the pooling window of pooled position p: (QH - 1)·SH + KH rows of
-// PC = (QW - 1)·SW + KW columns of C channels, zero outside the image (the convolution's padding).
-// Returns the window's first convolution output row and column (negative where a 'same' window overhangs).
-fn load_patch(p: u32) -> vec2i {
-  let px = p % geom.PW;
-  let rest = p / geom.PW;
-  let py = rest % geom.PH;
-  let item = rest / geom.PH;
-  let o0 = vec2i(i32(py * geom.QSH) - i32(geom.QT), i32(px * geom.QSW) - i32(geom.QL));
-  let iy0 = o0.x * i32(SH) - i32(geom.PT);
-  let ix0 = o0.y * i32(SW) - i32(geom.PL);
-  let PC = (QW - 1u) * SW + KW;
-  for (var r = 0u; r < (QH - 1u) * SH + KH; r++) {
-    for (var c = 0u; c < PC; c++) {
-      let iy = iy0 + i32(r);
-      let ix = ix0 + i32(c);
-      let inside = iy >= 0 && iy < i32(geom.H) && ix >= 0 && ix < i32(geom.W);
-      let at = (item * geom.H + u32(iy)) * geom.W + u32(ix);
-      for (var ch = 0u; ch < C; ch++) {
-        var v = 0.0;
-        if (inside) {
-          v = x[at * C + ch];
-        }
-        win[(r * PC + c) * C + ch] = v;
-      }
-    }
-  }
-  return o0;
-}
-
-// Index in the patch of tap (ky, kx, ch) of the convolution at window position (wy, wx).
-fn patch_at(wy: u32, wx: u32, ky: u32, kx: u32, ch: u32) -> u32 {
-  return ((wy * SH + ky) * ((QW - 1u) * SW + KW) + wx * SW + kx) * C + ch;
-}
 
 // Whether window position (wy, wx) is a convolution output (a 'same' pooling window can overhang).
 fn in_conv(o0: vec2i, wy: u32, wx: u32) -> bool {
@@ -104,113 +58,6 @@ fn in_conv(o0: vec2i, wy: u32, wx: u32) -> bool {
   let ox = o0.y + i32(wx);
   return oy >= 0 && oy < i32(geom.OH) && ox >= 0 && ox < i32(geom.OW);
 }
-
-@compute @workgroup_size(WG, 1, 1)
-fn conv_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let p = linear_index(gid, nwg, WG);
-  if (p >= geom.B * geom.PH * geom.PW) {
-    return;
-  }
-  let o0 = load_patch(p);
-  for (var g = 0u; g < geom.F4; g++) {
-    var start = vec4f(0.0);
-    if (geom.has_bias != 0u) {
-      start = bias4[g];
-    }
-    var acc: array<vec4f, MAX_WINDOW>;
-    for (var q = 0u; q < QH * QW; q++) {
-      acc[q] = start;
-    }
-    var t = 0u;
-    for (var ky = 0u; ky < KH; ky++) {
-      for (var kx = 0u; kx < KW; kx++) {
-        for (var ch = 0u; ch < C; ch++) {
-          let wv = w4[t * geom.F4 + g];
-          t++;
-          for (var wy = 0u; wy < QH; wy++) {
-            for (var wx = 0u; wx < QW; wx++) {
-              acc[wy * QW + wx] += win[patch_at(wy, wx, ky, kx, ch)] * wv;
-            }
-          }
-        }
-      }
-    }
-    var best = vec4f(0.0);
-    var arg = vec4u(0u);
-    var found = false;
-    for (var wy = 0u; wy < QH; wy++) {
-      for (var wx = 0u; wx < QW; wx++) {
-        if (in_conv(o0, wy, wx)) {
-          let v = activate4(geom.act, acc[wy * QW + wx]);
-          let wins = (v > best) | vec4<bool>(!found);
-          best = select(best, v, wins);
-          arg = select(arg, vec4u(wy * QW + wx), wins);
-          found = true;
-        }
-      }
-    }
-    y4[p * geom.F4 + g] = best;
-    if (geom.save != 0u) {
-      argmax[p * geom.F4 + g] = arg.x | (arg.y << 8u) | (arg.z << 16u) | (arg.w << 24u);
-    }
-  }
-}
-
-@compute @workgroup_size(WG, 1, 1)
-fn conv_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_index(gid, nwg, WG);
-  let g = i % geom.F4;
-  let slice = i / geom.F4;
-  if (slice >= geom.slices) {
-    return;
-  }
-  let T = KH * KW * C;
-  var dw: array<vec4f, MAX_TAPS>;
-  for (var t = 0u; t < T; t++) {
-    dw[t] = vec4f(0.0);
-  }
-  var db = vec4f(0.0);
-  for (var p = slice; p < geom.B * geom.PH * geom.PW; p += geom.slices) {
-    let e = p * geom.F4 + g;
-    let dz = dy4[e] * activation_grad4(geom.act, y4[e]);
-    if (all(dz == vec4f(0.0))) {
-      continue;
-    }
-    db += dz;
-    let code = argmax[e];
-    let arg = (vec4u(code) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(255u);
-    // Each channel's gradient reaches the one convolution output its pooling window took.
-    let wy = arg / vec4u(QW);
-    let wx = arg % vec4u(QW);
-    load_patch(p);
-    var t = 0u;
-    for (var ky = 0u; ky < KH; ky++) {
-      for (var kx = 0u; kx < KW; kx++) {
-        for (var ch = 0u; ch < C; ch++) {
-          let xs = vec4f(
-            win[patch_at(wy.x, wx.x, ky, kx, ch)],
-            win[patch_at(wy.y, wx.y, ky, kx, ch)],
-            win[patch_at(wy.z, wx.z, ky, kx, ch)],
-            win[patch_at(wy.w, wx.w, ky, kx, ch)],
-          );
-          dw[t] += xs * dz;
-          t++;
-        }
-      }
-    }
-  }
-  for (var t = 0u; t < T; t++) {
-    dw_partials[(slice * T + t) * geom.F4 + g] = dw[t];
-  }
-  db_partials[slice * geom.F4 + g] = db;
-}
-
-// A 3×3 convolution at stride 1 under a 2×2 pooling window (MNIST's first layer, and most networks'),
-// written for CPU adapters that neither unroll loops nor keep indexed arrays in registers (SwiftShader
-// pays for every indexed access, private or storage: the loops above take it 110–130 ms on the reference
-// CNN, against ~60 unfused). The window's 4×4 input patch of one channel is four named rows; a channel
-// group's weights for one kernel row ky are a mat3x4f (column kx: the 4 channels' weights), so one kernel
-// row of a convolution output is a matrix-vector product.
 
 // Input column ix of image row `row` (its first element's pixel index), channel ch; zero outside.
 fn pixel(row: u32, ix: i32, ch: u32) -> f32 {
@@ -264,7 +111,7 @@ fn better(b: Best, v: vec4f, q: u32, inside: bool) -> Best {
 }
 
 @compute @workgroup_size(WG, 1, 1)
-fn conv_pool_forward_3x3(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn conv_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let p = linear_index(gid, nwg, WG);
   if (p >= geom.B * geom.PH * geom.PW) {
     return;
@@ -312,7 +159,7 @@ fn conv_pool_forward_3x3(@builtin(global_invocation_id) gid: vec3u, @builtin(num
   }
 }
 
-// Backward for the same shapes: per (slice, channel group), the kernel's 3 rows of dW as named mat3x4f
+// Backward: per (slice, channel group), the kernel's 3 rows of dW as named mat3x4f
 // accumulators. A channel's gradient dz reaches the one window position q its maximum came from; per
 // window position the masked gradient m (zero where another position won) adds m · patch row to the
 // accumulators, column kx of kernel row ky taking m times the input under it.
@@ -332,7 +179,7 @@ fn add_outer(d: Grad3, m: vec4f, ra: vec4f, rb: vec4f, rc: vec4f, right: bool) -
 }
 
 @compute @workgroup_size(WG, 1, 1)
-fn conv_pool_backward_3x3(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn conv_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg, WG);
   let g = i % geom.F4;
   let slice = i / geom.F4;

@@ -21,29 +21,27 @@ interface Case {
   W: number;
   C: number;
   F: number;
-  k: [number, number];
-  s: [number, number];
   padding: Padding;
-  pool: [number, number];
   poolStrides: [number, number];
   poolPadding: Padding;
   act: Activation;
+  bias: boolean;
 }
 
 const CASES: Case[] = [
   // The reference CNN's first layer.
-  { B: 3, H: 28, W: 28, C: 1, F: 32, k: [3, 3], s: [1, 1], padding: "valid", pool: [2, 2], poolStrides: [2, 2], poolPadding: "valid", act: "relu" },
-  // RGB, 'same' convolution, a pooling window overhanging the image ('same').
-  { B: 2, H: 9, W: 7, C: 3, F: 8, k: [3, 3], s: [1, 1], padding: "same", pool: [2, 2], poolStrides: [2, 2], poolPadding: "same", act: "tanh" },
-  // Strided convolution, overlapping 3×3 pooling windows, an odd remainder the pooling drops.
-  { B: 2, H: 13, W: 12, C: 2, F: 4, k: [2, 3], s: [2, 1], padding: "valid", pool: [3, 3], poolStrides: [2, 2], poolPadding: "valid", act: "sigmoid" },
-  // No activation, a 5×5 kernel, an uneven window.
-  { B: 1, H: 11, W: 10, C: 1, F: 12, k: [5, 5], s: [1, 1], padding: "valid", pool: [2, 3], poolStrides: [2, 3], poolPadding: "valid", act: "linear" },
+  { B: 3, H: 28, W: 28, C: 1, F: 32, padding: "valid", poolStrides: [2, 2], poolPadding: "valid", act: "relu", bias: true },
+  // RGB, a 'same' convolution, a pooling window overhanging the image ('same'), odd sizes.
+  { B: 2, H: 9, W: 7, C: 3, F: 8, padding: "same", poolStrides: [2, 2], poolPadding: "same", act: "tanh", bias: true },
+  // Overlapping pooling windows (stride 1), two channels.
+  { B: 2, H: 13, W: 12, C: 2, F: 4, padding: "valid", poolStrides: [1, 1], poolPadding: "valid", act: "sigmoid", bias: true },
+  // No bias, no activation, uneven pooling strides that leave a remainder.
+  { B: 1, H: 11, W: 10, C: 1, F: 12, padding: "same", poolStrides: [2, 3], poolPadding: "valid", act: "linear", bias: false },
 ];
 
 function geomOf(c: Case): ConvPoolGeom {
-  const conv = planWindow({ B: c.B, H: c.H, W: c.W, C: c.C, KH: c.k[0], KW: c.k[1], SH: c.s[0], SW: c.s[1], padding: c.padding }, "test");
-  const pool = planWindow({ B: c.B, H: conv.OH, W: conv.OW, C: c.F, KH: c.pool[0], KW: c.pool[1], SH: c.poolStrides[0], SW: c.poolStrides[1], padding: c.poolPadding }, "test");
+  const conv = planWindow({ B: c.B, H: c.H, W: c.W, C: c.C, KH: 3, KW: 3, SH: 1, SW: 1, padding: c.padding }, "test");
+  const pool = planWindow({ B: c.B, H: conv.OH, W: conv.OW, C: c.F, KH: 2, KW: 2, SH: c.poolStrides[0], SW: c.poolStrides[1], padding: c.poolPadding }, "test");
   return { conv, pool, F: c.F };
 }
 
@@ -51,14 +49,14 @@ let seed = 900;
 
 describe("conv_pool: a convolution fused with the max pooling after it", () => {
   for (const c of CASES) {
-    it(`B${c.B} ${c.H}×${c.W}×${c.C} → ${c.F}, k${c.k.join("×")} s${c.s.join("×")} ${c.padding}, pool ${c.pool.join("×")} s${c.poolStrides.join("×")} ${c.poolPadding}, ${c.act}`, async () => {
+    it(`B${c.B} ${c.H}×${c.W}×${c.C} → ${c.F}, ${c.padding}, pool s${c.poolStrides.join("×")} ${c.poolPadding}, ${c.act}${c.bias ? "" : ", no bias"}`, async () => {
       const g = geomOf(c);
       expect(convPoolUnfit(g)).toBeUndefined();
-      const cg = { B: c.B, H: c.H, W: c.W, C: c.C, KH: c.k[0], KW: c.k[1], SH: c.s[0], SW: c.s[1], padding: c.padding };
-      const pg = { B: c.B, H: g.conv.OH, W: g.conv.OW, C: c.F, PH: c.pool[0], PW: c.pool[1], SH: c.poolStrides[0], SW: c.poolStrides[1], padding: c.poolPadding };
+      const cg = { B: c.B, H: c.H, W: c.W, C: c.C, KH: 3, KW: 3, SH: 1, SW: 1, padding: c.padding };
+      const pg = { B: c.B, H: g.conv.OH, W: g.conv.OW, C: c.F, PH: 2, PW: 2, SH: c.poolStrides[0], SW: c.poolStrides[1], padding: c.poolPadding };
       const x = randomArray(c.B * c.H * c.W * c.C, seed++);
-      const w = randomArray(c.k[0] * c.k[1] * c.C * c.F, seed++);
-      const b = randomArray(c.F, seed++);
+      const w = randomArray(9 * c.C * c.F, seed++);
+      const b = c.bias ? randomArray(c.F, seed++) : new Float64Array(c.F);
       const z = ref.conv2d(x, w, b, cg, c.F, c.act);
       const { y: yRef } = ref.maxPool2d(z, pg);
       const dy = randomArray(yRef.length, seed++);
@@ -66,10 +64,10 @@ describe("conv_pool: a convolution fused with the max pooling after it", () => {
       const dzRef = ref.maxPool2dBackward(z, dy, pg);
       const r = ref.conv2dBackward(x, w, z, dzRef, cg, c.F, c.act);
 
-      const [xt, wt, bt] = [e.tensor(x, [c.B, c.H, c.W, c.C]), e.tensor(w, [...c.k, c.C, c.F]), e.tensor(b, [c.F])];
+      const [xt, wt, bt] = [e.tensor(x, [c.B, c.H, c.W, c.C]), e.tensor(w, [3, 3, c.C, c.F]), e.tensor(b, [c.F])];
       const y = e.empty([c.B, g.pool.OH, g.pool.OW, c.F], "f32", "y");
       const argmax = e.empty([convPoolArgmaxSize(g)], "u32", "argmax");
-      await e.run([await convPoolForward(e, { x: xt.buffer, w: wt.buffer, bias: bt.buffer, y: y.buffer, argmax: argmax.buffer }, g, c.act)]);
+      await e.run([await convPoolForward(e, { x: xt.buffer, w: wt.buffer, bias: c.bias ? bt.buffer : undefined, y: y.buffer, argmax: argmax.buffer }, g, c.act)]);
       expectRelClose(await y.read(), yRef, 1e-5, "y");
 
       const sizes = convPoolPartials(g);
@@ -91,7 +89,9 @@ describe("conv_pool: a convolution fused with the max pooling after it", () => {
   it("refuses what the kernel cannot hold", () => {
     const g = geomOf(CASES[0]!);
     expect(convPoolUnfit({ ...g, F: 30 })).toMatch(/multiple of 4/);
-    expect(convPoolUnfit({ ...g, conv: { ...g.conv, C: 16 } })).toMatch(/patch/);
+    expect(convPoolUnfit({ ...g, conv: { ...g.conv, KH: 5, KW: 5 } })).toMatch(/5×5 convolution/);
+    expect(convPoolUnfit({ ...g, conv: { ...g.conv, SH: 2 } })).toMatch(/stride 2×1/);
+    expect(convPoolUnfit({ ...g, pool: { ...g.pool, KH: 3, KW: 3 } })).toMatch(/3×3 pooling/);
   });
 });
 
@@ -116,8 +116,8 @@ describe("where the planner fuses a convolution and its pooling", () => {
 
   it("behind a frozen first block, the second convolution's input needs no gradient and it fuses too", () => {
     const x = Input({ shape: [20, 20, 1] });
-    const a = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 4, kernelSize: 3, activation: "relu", trainable: false }).apply(x));
-    const b = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 8, kernelSize: 2, activation: "relu" }).apply(a));
+    const a = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 8, kernelSize: 3, activation: "relu", trainable: false }).apply(x));
+    const b = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 8, kernelSize: 3, activation: "relu" }).apply(a));
     expect(kinds([x], b)).toEqual(["convPool", "convPool"]);
   });
 

@@ -24,20 +24,26 @@ const ENTRIES = ["index", "io", "ops", "data", "models"] as const;
  * so browser apps neither load nor bundle it (its 1.4 kB gzip would otherwise sit in the core).
  */
 const NODE_ONLY = "node";
-/** Code the core imports dynamically on first use, not an export: diagnostics (model.kernelTimes, fit's stopOnNonFinite). */
-const LAZY = ["diagnostics"] as const;
+/**
+ * Code the core imports dynamically on first use, not an export: diagnostics (model.kernelTimes, fit's
+ * stopOnNonFinite), the fused convolution and pooling (the fusion pass, its op rule, kernel and shader:
+ * loaded by a plan whose graph has max pooling after a convolution), and matmul autotuning (loaded when
+ * the adapter has no cached choice).
+ */
+const LAZY = ["diagnostics", "fuse", "autotune"] as const;
 /**
  * Budgets, gzip -9. The core entry (dist/lib/index.js: engine, layers, models, training) holds every
  * module the entries share, so it is what an app that trains loads; issue 12 aims at 45 kB for it. It is
- * 44.5 kB by this measure (Node's zlib; GNU gzip -9 makes 44.3), the shaders 9.0 kB of it (minified,
- * their identifiers shortened) and the reflection table 1.5 kB (packed as text), after its Node-only half
- * moved to dist/lib/node.js, the reference models to gradwgsl/models and the diagnostics to a chunk
- * loaded on first use. This budget is the target: a new kernel that crosses it has to pay for itself,
+ * 44.3 kB by this measure (Node's zlib; GNU gzip -9 makes 44.1), the shaders 9.0 kB of it (minified,
+ * their identifiers shortened) and the reflection table 1.6 kB (packed as text), after its Node-only half
+ * moved to dist/lib/node.js, the reference models to gradwgsl/models, and the diagnostics, the fused
+ * convolution and pooling, and the autotuning's measurements to chunks loaded on first use. This budget is the target: a new kernel that crosses it has to pay for itself,
  * and a module that leaks back from a subpath (the TF.js format is 8 kB) fails. The total guards against
- * a regression of kind (wgsl_reflect or unminified code back in the bundle: +50 kB or more).
+ * a regression of kind (wgsl_reflect or unminified code back in the bundle: +50 kB or more); it is 64.2 kB
+ * with the chunks loaded on first use.
  */
 const CORE_GZIP_BUDGET = 45_000;
-const TOTAL_GZIP_BUDGET = 64_000;
+const TOTAL_GZIP_BUDGET = 66_000;
 
 const APP_HTML = `<!doctype html>
 <html lang="en">

@@ -7,6 +7,8 @@ import { KernelRegistry } from "../src/gpu/registry.ts";
 import { ConfigError, ShaderCompileError } from "../src/errors.ts";
 import { shaderReflection } from "../src/gpu/reflection.generated.ts";
 import { shaderSources, type ShaderFile } from "../src/gpu/shaders.ts";
+// The shaders the core loads on first use add themselves to shaderSources when their module loads.
+import "../src/kernels/conv_pool.ts";
 import { shippedReflection, shipShaders } from "../src/gpu/wgsl_mangle.ts";
 import { reflectShaders } from "../scripts/reflect-shaders.mts";
 import { gpuEngine } from "./gpu_helpers.ts";

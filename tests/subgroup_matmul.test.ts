@@ -4,7 +4,7 @@
 // fused epilogue, accumulation and split-K.
 import { afterAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/engine.ts";
-import { variantWorks } from "../src/tuning.ts";
+import { variantWorks } from "../src/autotune.ts";
 import * as K from "../src/kernels.ts";
 import * as ops from "../src/ops.ts";
 import * as ref from "./reference/cpu.ts";

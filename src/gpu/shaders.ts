@@ -3,7 +3,6 @@ import activation from "../../shaders/activation.wgsl?raw";
 import batchNorm from "../../shaders/batch_norm.wgsl?raw";
 import biasGrad from "../../shaders/bias_grad.wgsl?raw";
 import concat from "../../shaders/concat.wgsl?raw";
-import convPool from "../../shaders/conv_pool.wgsl?raw";
 import data from "../../shaders/data.wgsl?raw";
 import depthwiseConv from "../../shaders/depthwise_conv.wgsl?raw";
 import dropout from "../../shaders/dropout.wgsl?raw";
@@ -24,13 +23,12 @@ import pool from "../../shaders/pool.wgsl?raw";
 import softmaxXent from "../../shaders/softmax_xent.wgsl?raw";
 import sumSplits from "../../shaders/sum_splits.wgsl?raw";
 
-/** Every shader file by its path under shaders/. */
+/** Every shader file by its path under shaders/ (those loaded on first use once addShaderSource has run). */
 export const shaderSources: Readonly<Record<string, string>> = {
   "activation.wgsl": activation,
   "batch_norm.wgsl": batchNorm,
   "bias_grad.wgsl": biasGrad,
   "concat.wgsl": concat,
-  "conv_pool.wgsl": convPool,
   "data.wgsl": data,
   "depthwise_conv.wgsl": depthwiseConv,
   "dropout.wgsl": dropout,
@@ -51,5 +49,13 @@ export const shaderSources: Readonly<Record<string, string>> = {
   "softmax_xent.wgsl": softmaxXent,
   "sum_splits.wgsl": sumSplits,
 };
+
+/**
+ * Adds a shader the core does not bundle: code the core loads on first use (src/kernels/conv_pool.ts,
+ * the fused convolution and pooling) brings its shader and adds it before its first dispatch.
+ */
+export function addShaderSource(file: string, code: string): void {
+  (shaderSources as Record<string, string>)[file] ??= code;
+}
 
 export type ShaderFile = Exclude<keyof typeof shaderSources, `lib/${string}`>;

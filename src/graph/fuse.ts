@@ -1,10 +1,49 @@
 // Graph rewrites a plan applies before it schedules: a node pattern replaced by one fused op that
 // computes the same output with fewer passes over memory. The model's graph is left as it is (layers,
 // summaries and the unpacked diagnostic plan still see every tensor); only the plan's node list changes.
+// The fused ops' rules live here, beside the rewrite that makes their nodes, and are installed in the op
+// table when this module loads (the core loads it on first use, src/plan/plan.ts).
 import { planWindow } from "../geometry.ts";
-import { convPoolUnfit } from "../kernels/conv_pool.ts";
+import { convPoolArgmaxSize, convPoolBackward, convPoolForward, convPoolPartials, convPoolUnfit, type ConvPoolGeom } from "../kernels/conv_pool.ts";
 import { requiringGrad } from "./autodiff.ts";
 import type { Node, SymbolicTensor } from "./graph.ts";
+import { OPS, window, type OpConfigs, type OpRule, type Shape } from "./ops.ts";
+
+/** The convolution's and the pooling's windows of a convPool node, at batch B. */
+function geomOf(c: OpConfigs["convPool"], inShapes: readonly Shape[], B: number, where: string): ConvPoolGeom {
+  const conv = window(c.conv, inShapes[0]!, B, where);
+  const F = inShapes[1]!.at(-1)!;
+  return { conv, pool: window(c.pool, [conv.OH, conv.OW, F], B, where), F };
+}
+
+/** maxPool(act(conv(x) + b)) in one pass; x gets no gradient (the rewrite fuses only where none is needed). */
+const convPool: OpRule<"convPool"> = {
+  shape: (c, inShapes, where) => {
+    const g = geomOf(c, inShapes, 1, where);
+    return [g.pool.OH, g.pool.OW, g.F];
+  },
+  noGrad: [0],
+  keeps: (_c, needs) => ({ inputs: needs.some(Boolean) ? [0] : [], output: needs.some(Boolean) }),
+  saved: (c, a) => ({ argmax: convPoolArgmaxSize(geomOf(c, a.inShapes, a.B, "convPool")) }),
+  scratch: (c, a, pass): Record<string, number> => {
+    if (pass === "forward") return {};
+    const { dw, db } = convPoolPartials(geomOf(c, a.inShapes, a.B, "convPool"));
+    return { dwPartials: dw, dbPartials: db };
+  },
+  forward: async (ctx, c, io) => {
+    const g = geomOf(c, io.inShapes, io.B, io.label);
+    const [x, w, b] = io.x;
+    return [await convPoolForward(ctx, { x: x!, w: w!, bias: c.bias ? b : undefined, y: io.y, argmax: io.training ? io.saved("argmax") : undefined }, g, c.act, `${io.label} forward`)];
+  },
+  backward: async (ctx, c, io) => {
+    const [, dw, db] = io.dx;
+    if (!dw && !db) return [];
+    const g = geomOf(c, io.inShapes, io.B, io.label);
+    const buffers = { x: io.x[0]!, y: io.y, argmax: io.saved("argmax"), dy: io.dy, dwPartials: io.scratch("dwPartials"), dbPartials: io.scratch("dbPartials"), dw, db };
+    return convPoolBackward(ctx, buffers, g, c.act, io.label);
+  },
+};
+OPS.convPool = convPool;
 
 let fusedIds = 1_000_000_000;
 
@@ -44,7 +83,7 @@ export function fuseConvPool(nodes: readonly Node[], outputs: readonly SymbolicT
       inputs: [cols.inputs[0]!, ...product.inputs.slice(1)],
       output: pool.output,
       owner: product.owner,
-      label: `${product.owner.name} + ${pool.label}`,
+      label: `${product.owner.name}+${pool.label}`,
     };
     replaced.set(cols, null).set(product, null).set(pool, fused);
   }

@@ -9,7 +9,6 @@ import type { Activation, KernelContext } from "../kernels.ts";
 import * as D from "../kernels/depthwise.ts";
 import * as E from "../kernels/elementwise.ts";
 import * as N from "../kernels/normalization.ts";
-import * as CP from "../kernels/conv_pool.ts";
 
 /** A per-example shape (no batch dimension); parameters and state carry their whole shape. */
 export type Shape = readonly number[];
@@ -119,7 +118,7 @@ const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
 /** Rows of an op over the last axis: the batch times every other axis. */
 const rowsOf = (B: number, s: Shape) => B * size(s.slice(0, -1));
 
-function window(w: Window, s: Shape, B: number, where: string): WindowPlan {
+export function window(w: Window, s: Shape, B: number, where: string): WindowPlan {
   if (s.length !== 3) throw new ShapeError(`${where}: expects (height, width, channels) per example, but its input has shape [${s.join(", ")}]`);
   const [H, W, C] = s as [number, number, number];
   return planWindow({ B, H, W, C, KH: w.KH, KW: w.KW, SH: w.SH, SW: w.SW, padding: w.padding }, where);
@@ -164,6 +163,11 @@ const pool = (kind: "max" | "avg"): OpRule<"maxPool" | "avgPool"> => ({
     return [await K.maxPoolBackward(ctx, io.dy, io.saved("argmax"), dx.buffer, p, `${io.label} backward`, dx.accumulate)];
   },
 });
+
+/** The rule of an op whose module is not loaded yet (a node of it cannot exist before). */
+function unloaded(): never {
+  throw new ConfigError("the fused op's rule is not loaded: only src/graph/fuse.ts makes such nodes, and it installs the rule");
+}
 
 const list = async (d: Dispatch | Dispatch[]): Promise<Dispatch[]> => (Array.isArray(d) ? d : [d]);
 
@@ -414,40 +418,15 @@ export const OPS: { [Kd in OpKind]: OpRule<Kd> } = {
       return out;
     },
   },
+  // Made only by the fusion pass (src/graph/fuse.ts), which installs this rule when it loads: the core
+  // loads it on first use, with its kernel.
   convPool: {
-    shape: (c, inShapes, where) => {
-      const g = convPoolGeom(c, inShapes, 1, where);
-      return [g.pool.OH, g.pool.OW, g.F];
-    },
-    noGrad: [0],
-    keeps: (_c, needs) => ({ inputs: needs.some(Boolean) ? [0] : [], output: needs.some(Boolean) }),
-    saved: (c, a) => ({ argmax: CP.convPoolArgmaxSize(convPoolGeom(c, a.inShapes, a.B, "convPool")) }),
-    scratch: (c, a, pass): Record<string, number> => {
-      if (pass === "forward") return {};
-      const { dw, db } = CP.convPoolPartials(convPoolGeom(c, a.inShapes, a.B, "convPool"));
-      return { dwPartials: dw, dbPartials: db };
-    },
-    forward: async (ctx, c, io) => {
-      const g = convPoolGeom(c, io.inShapes, io.B, io.label);
-      const [x, w, b] = io.x;
-      return [await CP.convPoolForward(ctx, { x: x!, w: w!, bias: c.bias ? b : undefined, y: io.y, argmax: io.training ? io.saved("argmax") : undefined }, g, c.act, `${io.label} forward`)];
-    },
-    backward: async (ctx, c, io) => {
-      const [, dw, db] = io.dx;
-      if (!dw && !db) return [];
-      const g = convPoolGeom(c, io.inShapes, io.B, io.label);
-      const buffers = { x: io.x[0]!, y: io.y, argmax: io.saved("argmax"), dy: io.dy, dwPartials: io.scratch("dwPartials"), dbPartials: io.scratch("dbPartials"), dw, db };
-      return CP.convPoolBackward(ctx, buffers, g, c.act, io.label);
-    },
+    shape: unloaded,
+    keeps: unloaded,
+    forward: unloaded,
+    backward: unloaded,
   },
 };
-
-/** The convolution's and the pooling's windows of a convPool node, at batch B. */
-function convPoolGeom(c: OpConfigs["convPool"], inShapes: readonly Shape[], B: number, where: string): CP.ConvPoolGeom {
-  const conv = window(c.conv, inShapes[0]!, B, where);
-  const F = inShapes[1]!.at(-1)!;
-  return { conv, pool: window(c.pool, [conv.OH, conv.OW, F], B, where), F };
-}
 
 /** Each input's slice of a concatenation: `outer` runs of `width` values at `offset` in runs of `total`. */
 function concatSlices(c: OpConfigs["concat"], io: ForwardIo): { outer: number; width: number; offset: number; total: number }[] {

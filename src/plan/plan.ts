@@ -7,7 +7,6 @@ import type { Binding, Dispatch } from "../gpu/registry.ts";
 import * as K from "../kernels.ts";
 import { copyOrAdd } from "../kernels/elementwise.ts";
 import { backward, Classes, type BackwardStep } from "../graph/autodiff.ts";
-import { fuseConvPool } from "../graph/fuse.ts";
 import { opOf, type Node, type SymbolicTensor } from "../graph/graph.ts";
 import { mix, OPS, type BackwardIo, type ForwardIo, type SizeArgs, type StepInfo } from "../graph/ops.ts";
 import { packIntervals, type Interval } from "./memory.ts";
@@ -113,9 +112,11 @@ export class Plan {
   private async wire(): Promise<void> {
     const { graph, B, training, weights } = this.o;
     const e = this.engine;
-    // Fused where it pays (src/graph/fuse.ts); an unpacked plan, which exists to show every layer's
-    // output, and an engine told not to keep the graph's nodes as they are.
-    const nodes = this.o.pack !== false && e.fusion ? fuseConvPool(graph.nodes, [graph.output], B) : graph.nodes;
+    // Fused where it pays (src/graph/fuse.ts, loaded on first use: only a graph with max pooling after
+    // a convolution has anything to fuse); an unpacked plan, which exists to show every layer's output,
+    // and an engine told not to keep the graph's nodes as they are.
+    const fusible = this.o.pack !== false && e.fusion && graph.nodes.some((n) => n.kind === "maxPool" && n.inputs[0]!.node?.kind === "matmul");
+    const nodes = fusible ? (await import("../graph/fuse.ts")).fuseConvPool(graph.nodes, [graph.output], B) : graph.nodes;
     const F = nodes.length;
     const lossTime = F + 1;
     const grads = training ? backward(nodes, graph.output) : undefined;
