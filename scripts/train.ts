@@ -99,8 +99,9 @@ const test = subset(mnist.test, Math.min(testSize, mnist.test.count));
 const model = name === "cnn" ? referenceCnn({ dropout, l2 }) : residualNet();
 const stepsPerEpoch = Math.ceil(train.count / batchSize);
 const rate = decay === 1 ? learningRate : { initial: learningRate, decayRate: decay, decaySteps: stepsPerEpoch };
-// The vec4 kernels (EngineOptions.vectors, off by default): on lavapipe minutes of training repay their longer first compile.
-await model.compile({ optimizer: { type: "adam", learningRate: rate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed, engineOptions: { vectors: true } });
+// The vec4 kernels and the fused convolution and pooling (EngineOptions.vectors and fusion, off by default
+// on llvmpipe, which compiles each kernel at its first dispatch): minutes of training repay the compile.
+await model.compile({ optimizer: { type: "adam", learningRate: rate }, loss: "sparseCategoricalCrossentropy", metrics: ["accuracy"], seed, engineOptions: { vectors: true, fusion: true } });
 console.log(`adapter: ${model.engine.describe()}; matmul: ${model.engine.matmulVariant}`);
 console.log(model.summary());
 const extras = [decay === 1 ? "" : ` × ${decay} per epoch`, l2 ? `, L2 ${l2}` : "", dropout ? `, dropout ${dropout}` : "", augment ? `, augmented (shift ${shift} px, rotate ${rotate}°)` : ""].join("");

@@ -18,9 +18,14 @@
 // and the patch in a private array took it 110–130 ms for the reference CNN's forward, against ~60 for
 // the unfused kernels and ~22 for this one). A pooling window's 4×4 input patch of one channel is four
 // named rows; a channel group's weights for one kernel row ky are a mat3x4f (column kx: the 4 channels'
-// weights), so one kernel row of a convolution output is a matrix-vector product.
+// weights), so one kernel row of a convolution output is a matrix-vector product. SwiftShader's compile
+// time is as touchy: with the activation applied to each of the 4 outputs before the maximum the forward
+// took 1.05 s to compile (0.1 s now), with branch-free input loads the compile did not end, and with two
+// pooled positions per invocation it took 76 s. lavapipe compiles both entry points in 0.4–0.45 s each,
+// at their first dispatch (about 17 ms per load site), which is why the engine does not fuse there
+// unless asked (EngineOptions.fusion).
 // Dispatch: forward, one invocation per pooled position (all F/4 channel groups in turn); backward, one
-// per (slice, channel group), walking positions slice, slice + slices, ... Both on a 2-D grid of
+// per (slice, pair of channel groups), walking positions slice, slice + slices, ... Both on a 2-D grid of
 // WG-wide workgroups (lib/index.wgsl). Overrides: C, WG.
 
 struct Geom {
@@ -123,7 +128,7 @@ fn conv_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   let o0 = vec2i(i32(py * geom.QSH) - i32(geom.QT), i32(px * geom.QSW) - i32(geom.QL));
   let iy0 = o0.x - i32(geom.PT);
   let ix0 = o0.y - i32(geom.PL);
-  // One input channel (C is a pipeline constant): its patch is read once for every channel group.
+  // One input channel (C is a pipeline constant): its patch is read once, for every channel group.
   var r0 = vec4f(0.0);
   var r1 = vec4f(0.0);
   var r2 = vec4f(0.0);
@@ -148,18 +153,21 @@ fn conv_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
       }
     }
     var b = Best(vec4f(0.0), vec4u(0u), false);
-    b = better(b, activate4(geom.act, q.a00), 0u, in_conv(o0, 0u, 0u));
-    b = better(b, activate4(geom.act, q.a01), 1u, in_conv(o0, 0u, 1u));
-    b = better(b, activate4(geom.act, q.a10), 2u, in_conv(o0, 1u, 0u));
-    b = better(b, activate4(geom.act, q.a11), 3u, in_conv(o0, 1u, 1u));
-    y4[p * geom.F4 + g] = b.v;
+    // Activations are monotonic: the activation of the largest pre-activation is the largest output.
+    // (Where two outputs tie and their pre-activations do not, at 0 under ReLU or where tanh or the
+    // sigmoid saturates, either position is as good: the activation's derivative is 0 there.)
+    b = better(b, q.a00, 0u, in_conv(o0, 0u, 0u));
+    b = better(b, q.a01, 1u, in_conv(o0, 0u, 1u));
+    b = better(b, q.a10, 2u, in_conv(o0, 1u, 0u));
+    b = better(b, q.a11, 3u, in_conv(o0, 1u, 1u));
+    y4[p * geom.F4 + g] = activate4(geom.act, b.v);
     if (geom.save != 0u) {
       argmax[p * geom.F4 + g] = b.arg.x | (b.arg.y << 8u) | (b.arg.z << 16u) | (b.arg.w << 24u);
     }
   }
 }
 
-// Backward: per (slice, channel group), the kernel's 3 rows of dW as named mat3x4f
+// Backward: per slice and channel group, the kernel's 3 rows of dW as named mat3x4f
 // accumulators. A channel's gradient dz reaches the one window position q its maximum came from; per
 // window position the masked gradient m (zero where another position won) adds m · patch row to the
 // accumulators, column kx of kernel row ky taking m times the input under it.
@@ -178,22 +186,59 @@ fn add_outer(d: Grad3, m: vec4f, ra: vec4f, rb: vec4f, rc: vec4f, right: bool) -
   );
 }
 
+// d plus the gradient dz of one channel group at one pooled position: each channel's reaches the window
+// position arg its maximum came from (patch rows r0..r3).
+fn accumulate(d: Grad3, dz: vec4f, arg: vec4u, r0: vec4f, r1: vec4f, r2: vec4f, r3: vec4f) -> Grad3 {
+  let zero = vec4f(0.0);
+  var out = add_outer(d, select(zero, dz, arg == vec4u(0u)), r0, r1, r2, false);
+  out = add_outer(out, select(zero, dz, arg == vec4u(1u)), r0, r1, r2, true);
+  out = add_outer(out, select(zero, dz, arg == vec4u(2u)), r1, r2, r3, false);
+  return add_outer(out, select(zero, dz, arg == vec4u(3u)), r1, r2, r3, true);
+}
+
+// The gradient through the activation at element e of y, and its channels' window positions.
+fn dz_at(e: u32) -> vec4f {
+  return dy4[e] * activation_grad4(geom.act, y4[e]);
+}
+
+fn arg_at(e: u32) -> vec4u {
+  return (vec4u(argmax[e]) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(255u);
+}
+
+// Slice `slice`'s partial filter gradient of channel group g, input channel ch (tap (ky, kx, ch) is row
+// (ky·3 + kx)·C + ch of dW).
+fn store_partial(d: Grad3, slice: u32, g: u32, ch: u32) {
+  let base = slice * 9u * C;
+  for (var kx = 0u; kx < 3u; kx++) {
+    dw_partials[(base + kx * C + ch) * geom.F4 + g] = d.k0[kx];
+    dw_partials[(base + (3u + kx) * C + ch) * geom.F4 + g] = d.k1[kx];
+    dw_partials[(base + (6u + kx) * C + ch) * geom.F4 + g] = d.k2[kx];
+  }
+}
+
+// One invocation per (slice, pair of channel groups): the pair shares each position's input patch, the
+// most of what a position costs to load (16 loads against 3 per group).
 @compute @workgroup_size(WG, 1, 1)
 fn conv_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = linear_index(gid, nwg, WG);
-  let g = i % geom.F4;
-  let slice = i / geom.F4;
+  let pairs = (geom.F4 + 1u) / 2u;
+  let g0 = (i % pairs) * 2u;
+  // An odd last group pairs with itself and stores once.
+  let g1 = min(g0 + 1u, geom.F4 - 1u);
+  let slice = i / pairs;
   if (slice >= geom.slices) {
     return;
   }
   for (var ch = 0u; ch < C; ch++) {
-    var d = Grad3(mat3x4f(), mat3x4f(), mat3x4f());
-    var db = vec4f(0.0);
+    var d0 = Grad3(mat3x4f(), mat3x4f(), mat3x4f());
+    var d1 = d0;
+    var db0 = vec4f(0.0);
+    var db1 = vec4f(0.0);
     for (var p = slice; p < geom.B * geom.PH * geom.PW; p += geom.slices) {
-      let e = p * geom.F4 + g;
-      let dz = dy4[e] * activation_grad4(geom.act, y4[e]);
-      db += dz;
-      let arg = (vec4u(argmax[e]) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(255u);
+      let dz0 = dz_at(p * geom.F4 + g0);
+      let dz1 = dz_at(p * geom.F4 + g1);
+      db0 += dz0;
+      db1 += dz1;
       let px = p % geom.PW;
       let rest = p / geom.PW;
       let py = rest % geom.PH;
@@ -204,21 +249,18 @@ fn conv_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
       let r1 = patch_row(item, iy0 + 1, ix0, ch);
       let r2 = patch_row(item, iy0 + 2, ix0, ch);
       let r3 = patch_row(item, iy0 + 3, ix0, ch);
-      let zero = vec4f(0.0);
-      d = add_outer(d, select(zero, dz, arg == vec4u(0u)), r0, r1, r2, false);
-      d = add_outer(d, select(zero, dz, arg == vec4u(1u)), r0, r1, r2, true);
-      d = add_outer(d, select(zero, dz, arg == vec4u(2u)), r1, r2, r3, false);
-      d = add_outer(d, select(zero, dz, arg == vec4u(3u)), r1, r2, r3, true);
+      d0 = accumulate(d0, dz0, arg_at(p * geom.F4 + g0), r0, r1, r2, r3);
+      d1 = accumulate(d1, dz1, arg_at(p * geom.F4 + g1), r0, r1, r2, r3);
     }
-    // Tap (ky, kx, ch) is row (ky·3 + kx)·C + ch of dW.
-    let base = slice * 9u * C;
-    for (var kx = 0u; kx < 3u; kx++) {
-      dw_partials[(base + kx * C + ch) * geom.F4 + g] = d.k0[kx];
-      dw_partials[(base + (3u + kx) * C + ch) * geom.F4 + g] = d.k1[kx];
-      dw_partials[(base + (6u + kx) * C + ch) * geom.F4 + g] = d.k2[kx];
+    store_partial(d0, slice, g0, ch);
+    if (g1 != g0) {
+      store_partial(d1, slice, g1, ch);
     }
     if (ch == 0u) {
-      db_partials[slice * geom.F4 + g] = db;
+      db_partials[slice * geom.F4 + g0] = db0;
+      if (g1 != g0) {
+        db_partials[slice * geom.F4 + g1] = db1;
+      }
     }
   }
 }

@@ -19,16 +19,17 @@ export interface EngineOptions extends GpuOptions {
   /**
    * vec4 twins of the memory-bound kernels (bias gradients, SGD/Adam), which move 4 floats per load and
    * store where shapes allow: on CPU adapters these kernels run 1.4–2.4× faster (SwiftShader pays per
-   * storage access, whatever its width). Off by default: in Chromium on SwiftShader the demo's training
-   * froze, at the first drawn digit read while it trained, in about a third of the runs with them on and
-   * in none with them off, for a reason not yet found; and on llvmpipe each twin takes 45–110 ms more to
-   * compile at its first dispatch. `npm run train` turns them on (Node, lavapipe: minutes of training
-   * repay the compile).
+   * storage access, whatever its width). Default: on, except on drivers that compile each pipeline at
+   * its first dispatch (llvmpipe), where each twin costs 45–110 ms more to compile and so lengthens the
+   * first step; `npm run train` turns them on there (minutes of training repay the compile).
    */
   vectors?: boolean;
   /**
-   * Fused kernels where the graph allows them (default true): a first convolution and the max pooling
-   * after it run as one pass (shaders/conv_pool.wgsl). false runs every layer's own kernels (to compare).
+   * Fused kernels where the graph allows them: a first 3×3 convolution and the 2×2 max pooling after it
+   * run as one pass (shaders/conv_pool.wgsl, src/graph/fuse.ts). Default: on, except on drivers that
+   * compile each pipeline at its first dispatch (llvmpipe: 0.4–0.45 s for each of the two fused kernels,
+   * which made the reference CNN's first step 1.4 s instead of 0.8; its steps after are 13 ms shorter,
+   * so `npm run train` turns fusion on). false runs every layer's own kernels.
    */
   fusion?: boolean;
   /** Fill every new output buffer with NaN, so an element a kernel forgets to write shows up (tests). */
@@ -56,7 +57,7 @@ export class Engine implements KernelContext {
   readonly kernels: KernelRegistry;
   matmulVariant: MatmulVariant;
   readonly vec4: boolean;
-  /** EngineOptions.fusion. */
+  /** EngineOptions.fusion, with its default settled for this adapter. */
   readonly fusion: boolean;
 
   private constructor(
@@ -66,8 +67,10 @@ export class Engine implements KernelContext {
     this.kernels = new KernelRegistry(gpu.device);
     const m = options.matmul ?? "auto";
     this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
-    this.vec4 = options.vectors ?? false;
-    this.fusion = options.fusion ?? true;
+    // Drivers that compile each pipeline at its first dispatch make every extra kernel part of the first step.
+    const compilesAtDispatch = /llvmpipe/i.test(`${gpu.report.description} ${gpu.report.device}`);
+    this.vec4 = options.vectors ?? !compilesAtDispatch;
+    this.fusion = options.fusion ?? !compilesAtDispatch;
   }
 
   /**

@@ -28,15 +28,22 @@ describe("device acquisition", () => {
     }
   });
 
-  // The vec4 twins are opt-in (EngineOptions.vectors); the kernels' tests and a training step check them.
-  it("takes the vec4 kernels only when asked", async () => {
+  // The vec4 twins and fusion are on by default, except on llvmpipe, which compiles each kernel at its
+  // first dispatch (so every extra kernel lengthens the first step); asked for, they are on anywhere.
+  it("takes the vec4 kernels and fusion by default except on llvmpipe, and anywhere when asked", async () => {
     const plain = await Engine.create({ adapter: "lavapipe" });
     const swiftshader = await Engine.create({ adapter: "swiftshader" });
-    const asked = await Engine.create({ adapter: "lavapipe", vectors: true });
+    const asked = await Engine.create({ adapter: "lavapipe", vectors: true, fusion: true });
+    const off = await Engine.create({ adapter: "swiftshader", vectors: false, fusion: false });
     try {
-      expect([plain.vec4, swiftshader.vec4, asked.vec4]).toEqual([false, false, true]);
+      expect([plain, swiftshader, asked, off].map((e) => [e.vec4, e.fusion])).toEqual([
+        [false, false],
+        [true, true],
+        [true, true],
+        [false, false],
+      ]);
     } finally {
-      for (const e of [plain, swiftshader, asked]) e.dispose();
+      for (const e of [plain, swiftshader, asked, off]) e.dispose();
     }
   });
 

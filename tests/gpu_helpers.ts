@@ -5,9 +5,10 @@ let engine: Promise<Engine> | undefined;
 
 /**
  * The file's engine; every output buffer it allocates starts as NaN so unwritten elements fail. It takes
- * the vec4 kernels (EngineOptions.vectors) wherever shapes allow: the kernel tests' shapes then cover
- * both, vec4 where a width is a multiple of 4, scalar where not; models on engines of their own take the
- * scalar ones (the default).
+ * the vec4 kernels (EngineOptions.vectors) wherever shapes allow, so the kernel tests' shapes cover both,
+ * vec4 where a width is a multiple of 4, scalar where not; and the fused convolution and pooling
+ * (EngineOptions.fusion) wherever a graph allows. Both are on by default on every adapter but llvmpipe,
+ * where the tests run: models on engines of their own take the other kernels there.
  */
 export function gpuEngine(): Promise<Engine> {
   engine ??= freshEngine();
@@ -16,7 +17,7 @@ export function gpuEngine(): Promise<Engine> {
 
 /** A new engine with the file engine's options: runs on both end bitwise alike (recovery tests lose its device). */
 export function freshEngine(): Promise<Engine> {
-  return Engine.create({ poisonOutputs: true, vectors: true });
+  return Engine.create({ poisonOutputs: true, vectors: true, fusion: true });
 }
 
 /**

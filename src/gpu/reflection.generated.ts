@@ -220,7 +220,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "conv_pool.wgsl": {
-    "fingerprint": "9a2aa0bc",
+    "fingerprint": "dce4d5b5",
     "overrides": { "C": 1, "WG": 64 },
     "entries": {
       "conv_pool_forward": {

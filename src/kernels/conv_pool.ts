@@ -84,7 +84,7 @@ export async function convPoolBackward(
   const slices = convPoolSlices(g);
   const buffers = { x: io.x, y4: io.y, argmax: io.argmax, dy4: io.dy, dw_partials: io.dwPartials, db_partials: io.dbPartials };
   const u = uniforms(g, { act: activationCode(act), slices });
-  const out = [new Dispatch(ctx.kernels.device, k, buffers, grid1d((slices * g.F) / 4, WG, gridLimit(ctx)), u, `${label} dW, db`)];
+  const out = [new Dispatch(ctx.kernels.device, k, buffers, grid1d(slices * Math.ceil(g.F / 8), WG, gridLimit(ctx)), u, `${label} dW, db`)];
   if (io.dw) out.push(await sumSplits(ctx, io.dwPartials, io.dw.buffer, 9 * g.conv.C * g.F, slices, io.dw.accumulate, `${label} dW (sum of slices)`));
   if (io.db) out.push(await sumSplits(ctx, io.dbPartials, io.db.buffer, g.F, slices, io.db.accumulate, `${label} db (sum of slices)`));
   return out;
