@@ -112,9 +112,9 @@ export class Plan {
   private async wire(): Promise<void> {
     const { graph, B, training, weights } = this.o;
     const e = this.engine;
-    // Fused where it pays (src/graph/fuse.ts, loaded on first use: only a graph with max pooling after
-    // a convolution has anything to fuse); an unpacked plan, which exists to show every layer's output,
-    // and an engine told not to keep the graph's nodes as they are.
+    // Fused where it pays (src/graph/fuse.ts, loaded on first use: only a graph with max pooling after a
+    // convolution has anything to fuse); not in an unpacked plan, which exists to show every layer's
+    // output, nor on an engine told not to fuse.
     const fusible = this.o.pack !== false && e.fusion && graph.nodes.some((n) => n.kind === "maxPool" && n.inputs[0]!.node?.kind === "matmul");
     const nodes = fusible ? (await import("../graph/fuse.ts")).fuseConvPool(graph.nodes, [graph.output], B) : graph.nodes;
     const F = nodes.length;
