@@ -1,7 +1,8 @@
 // The fused convolution + max pooling kernel (shaders/conv_pool.wgsl) on a real adapter against the
 // float64 reference of the unfused ops (convolution, activation, max pooling and their backward passes).
 import { afterAll, describe, expect, it } from "vitest";
-import type { Engine } from "../src/engine.ts";
+import { Engine } from "../src/engine.ts";
+import { referenceCnn } from "../src/model/reference.ts";
 import { Conv2D, Dense, Flatten, GlobalAveragePooling2D, Input, MaxPooling2D, Concatenate } from "../src/index.ts";
 import { fuseConvPool } from "../src/graph/fuse.ts";
 import { topologicalNodes, type SymbolicTensor } from "../src/graph/graph.ts";
@@ -130,4 +131,34 @@ describe("where the planner fuses a convolution and its pooling", () => {
     const odd = MaxPooling2D({ poolSize: 2 }).apply(Conv2D({ filters: 6, kernelSize: 3 }).apply(y));
     expect(kinds([y], odd)).toEqual(["im2col", "matmul", "maxPool"]);
   });
+});
+
+describe("a model trained with the fused kernel and without it", () => {
+  it("ends an epoch with a short last batch at the same weights, and predicts the same", async () => {
+    // 100 examples at batch 64: a full batch, then 36 (the rows past them must not count).
+    const n = 100;
+    const x = Float32Array.from(randomArray(n * 784, 77, 0, 1));
+    const y = Array.from({ length: n }, (_, i) => (i * 3) % 10);
+    const run = async (fusion: boolean) => {
+      const engine = await Engine.create({ poisonOutputs: true, vectors: true, fusion });
+      const model = referenceCnn();
+      // SGD: its step is linear in the gradient, so sums taken in another order stay as close as they
+      // are (Adam's first steps are near sign(g), which turns rounding in tiny gradients into whole steps).
+      await model.compile({ optimizer: { type: "sgd", learningRate: 0.05, momentum: 0.9 }, loss: "sparseCategoricalCrossentropy", seed: 5, engine });
+      const { history } = await model.fit(x, y, { epochs: 2, batchSize: 64, shuffle: false });
+      const weights = await model.getWeights();
+      const predictions = await model.predict(x.subarray(0, 7 * 784), { batchSize: 3 });
+      model.dispose();
+      engine.dispose();
+      return { loss: history.loss, weights, predictions };
+    };
+    const fused = await run(true);
+    const plain = await run(false);
+    expect(fused.loss.length).toBe(2);
+    for (let i = 0; i < 2; i++) expect(fused.loss[i]).toBeCloseTo(plain.loss[i]!, 4);
+    for (const [i, w] of fused.weights.entries()) expectRelClose(w.data, plain.weights[i]!.data, 1e-3, w.name);
+    expectRelClose(fused.predictions, plain.predictions, 1e-3, "predictions");
+    // Trained: the first layer moved from its initialisation, both ways alike.
+    expect(fused.loss[1]).toBeLessThan(fused.loss[0]!);
+  }, 60_000);
 });
