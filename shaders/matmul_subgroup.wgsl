@@ -129,3 +129,94 @@ fn matmul_subgroup4(@builtin(local_invocation_index) li: u32, @builtin(subgroup_
     store4(split, l.m0 + i, l.n0, 4u, acc[i], bias_v);
   }
 }
+
+// matmul_subgroup4 with op(B) read as vec4s along N (b4, the same buffer; N a multiple of 4, B not
+// transposed): lane s owns the 4 neighbouring columns n0 + 4s .. + 3, one load instead of four.
+@group(0) @binding(5) var<storage, read_write> b4: array<vec4f>;
+
+@compute @workgroup_size(WG, 1, 1)
+fn matmul_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let l = lane_of(4u, li, s, wid, nwg);
+  let n0 = wid.x * 16u + 4u * s;
+  let col4 = min(n0, params.N - 4u) / 4u;
+  var acc: array<vec4f, 16>;
+  let split = split_of(wid);
+  let k_end = min(params.K, (split + 1u) * params.k_chunk);
+  for (var k = split * params.k_chunk; k < k_end; k++) {
+    let av = rows_at(l.rows, k);
+    let bv = b4[k * (params.b_k / 4u) + col4];
+    acc[0] = fma(vec4f(subgroupBroadcast(av.x, 0u)), bv, acc[0]);
+    acc[1] = fma(vec4f(subgroupBroadcast(av.x, 1u)), bv, acc[1]);
+    acc[2] = fma(vec4f(subgroupBroadcast(av.x, 2u)), bv, acc[2]);
+    acc[3] = fma(vec4f(subgroupBroadcast(av.x, 3u)), bv, acc[3]);
+    acc[4] = fma(vec4f(subgroupBroadcast(av.y, 0u)), bv, acc[4]);
+    acc[5] = fma(vec4f(subgroupBroadcast(av.y, 1u)), bv, acc[5]);
+    acc[6] = fma(vec4f(subgroupBroadcast(av.y, 2u)), bv, acc[6]);
+    acc[7] = fma(vec4f(subgroupBroadcast(av.y, 3u)), bv, acc[7]);
+    acc[8] = fma(vec4f(subgroupBroadcast(av.z, 0u)), bv, acc[8]);
+    acc[9] = fma(vec4f(subgroupBroadcast(av.z, 1u)), bv, acc[9]);
+    acc[10] = fma(vec4f(subgroupBroadcast(av.z, 2u)), bv, acc[10]);
+    acc[11] = fma(vec4f(subgroupBroadcast(av.z, 3u)), bv, acc[11]);
+    acc[12] = fma(vec4f(subgroupBroadcast(av.w, 0u)), bv, acc[12]);
+    acc[13] = fma(vec4f(subgroupBroadcast(av.w, 1u)), bv, acc[13]);
+    acc[14] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, acc[14]);
+    acc[15] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, acc[15]);
+  }
+  let bias_v = bias4(n0, 1u);
+  for (var i = 0u; i < 16u; i++) {
+    store4(split, l.m0 + i, n0, 1u, acc[i], bias_v);
+  }
+}
+
+// matmul_subgroup8 with op(B) read as vec4s along N, as matmul_subgroup4v.
+@compute @workgroup_size(WG, 1, 1)
+fn matmul_subgroup8v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let l = lane_of(8u, li, s, wid, nwg);
+  let n0 = wid.x * 32u + 4u * s;
+  let col4 = min(n0, params.N - 4u) / 4u;
+  // acc[i]: row m0 + i of the block, the lane's 4 columns (constant indices: registers, not memory).
+  var acc: array<vec4f, 32>;
+  let split = split_of(wid);
+  let k_end = min(params.K, (split + 1u) * params.k_chunk);
+  for (var k = split * params.k_chunk; k < k_end; k++) {
+    let av = rows_at(l.rows, k);
+    let bv = b4[k * (params.b_k / 4u) + col4];
+    acc[0] = fma(vec4f(subgroupBroadcast(av.x, 0u)), bv, acc[0]);
+    acc[1] = fma(vec4f(subgroupBroadcast(av.x, 1u)), bv, acc[1]);
+    acc[2] = fma(vec4f(subgroupBroadcast(av.x, 2u)), bv, acc[2]);
+    acc[3] = fma(vec4f(subgroupBroadcast(av.x, 3u)), bv, acc[3]);
+    acc[4] = fma(vec4f(subgroupBroadcast(av.x, 4u)), bv, acc[4]);
+    acc[5] = fma(vec4f(subgroupBroadcast(av.x, 5u)), bv, acc[5]);
+    acc[6] = fma(vec4f(subgroupBroadcast(av.x, 6u)), bv, acc[6]);
+    acc[7] = fma(vec4f(subgroupBroadcast(av.x, 7u)), bv, acc[7]);
+    acc[8] = fma(vec4f(subgroupBroadcast(av.y, 0u)), bv, acc[8]);
+    acc[9] = fma(vec4f(subgroupBroadcast(av.y, 1u)), bv, acc[9]);
+    acc[10] = fma(vec4f(subgroupBroadcast(av.y, 2u)), bv, acc[10]);
+    acc[11] = fma(vec4f(subgroupBroadcast(av.y, 3u)), bv, acc[11]);
+    acc[12] = fma(vec4f(subgroupBroadcast(av.y, 4u)), bv, acc[12]);
+    acc[13] = fma(vec4f(subgroupBroadcast(av.y, 5u)), bv, acc[13]);
+    acc[14] = fma(vec4f(subgroupBroadcast(av.y, 6u)), bv, acc[14]);
+    acc[15] = fma(vec4f(subgroupBroadcast(av.y, 7u)), bv, acc[15]);
+    acc[16] = fma(vec4f(subgroupBroadcast(av.z, 0u)), bv, acc[16]);
+    acc[17] = fma(vec4f(subgroupBroadcast(av.z, 1u)), bv, acc[17]);
+    acc[18] = fma(vec4f(subgroupBroadcast(av.z, 2u)), bv, acc[18]);
+    acc[19] = fma(vec4f(subgroupBroadcast(av.z, 3u)), bv, acc[19]);
+    acc[20] = fma(vec4f(subgroupBroadcast(av.z, 4u)), bv, acc[20]);
+    acc[21] = fma(vec4f(subgroupBroadcast(av.z, 5u)), bv, acc[21]);
+    acc[22] = fma(vec4f(subgroupBroadcast(av.z, 6u)), bv, acc[22]);
+    acc[23] = fma(vec4f(subgroupBroadcast(av.z, 7u)), bv, acc[23]);
+    acc[24] = fma(vec4f(subgroupBroadcast(av.w, 0u)), bv, acc[24]);
+    acc[25] = fma(vec4f(subgroupBroadcast(av.w, 1u)), bv, acc[25]);
+    acc[26] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, acc[26]);
+    acc[27] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, acc[27]);
+    acc[28] = fma(vec4f(subgroupBroadcast(av.w, 4u)), bv, acc[28]);
+    acc[29] = fma(vec4f(subgroupBroadcast(av.w, 5u)), bv, acc[29]);
+    acc[30] = fma(vec4f(subgroupBroadcast(av.w, 6u)), bv, acc[30]);
+    acc[31] = fma(vec4f(subgroupBroadcast(av.w, 7u)), bv, acc[31]);
+  }
+  let bias_v = bias4(n0, 1u);
+  for (var i = 0u; i < 32u; i++) {
+    store4(split, l.m0 + i, n0, 1u, acc[i], bias_v);
+  }
+}
+

@@ -1,7 +1,8 @@
 // The subgroup matmul on both CPU drivers here, whatever adapter the other tests use: 8 lanes on lavapipe
-// (subgroup8), 4 on SwiftShader (subgroup4). Each driver must offer the kernel written for its subgroup
-// size and no other, and the kernel must match the reference on ragged shapes, every transpose, the
-// fused epilogue, accumulation and split-K.
+// (subgroup8), 4 on SwiftShader (subgroup4), each with and without the vec4 kernels (EngineOptions.vectors:
+// then a B that is not transposed, N a multiple of 4, is read as vec4s by matmul_subgroup<SG>v). Each
+// driver must offer the kernel written for its subgroup size and no other, and the kernel must match the
+// reference on ragged shapes, every transpose, the fused epilogue, accumulation and split-K.
 import { afterAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/engine.ts";
 import { variantWorks } from "../src/autotune.ts";
@@ -12,15 +13,17 @@ import { randomArray } from "./reference/random.ts";
 import { expectRelClose } from "./gpu_helpers.ts";
 
 const DRIVERS = [
-  { adapter: "lavapipe", variant: "subgroup8" },
-  { adapter: "swiftshader", variant: "subgroup4" },
+  { adapter: "lavapipe", variant: "subgroup8", vectors: true },
+  { adapter: "lavapipe", variant: "subgroup8", vectors: false },
+  { adapter: "swiftshader", variant: "subgroup4", vectors: true },
+  { adapter: "swiftshader", variant: "subgroup4", vectors: false },
 ] as const;
 
 let seed = 7000;
 
-describe.each(DRIVERS)("subgroup matmul on $adapter", ({ adapter, variant }) => {
+describe.each(DRIVERS)("subgroup matmul on $adapter (vec4 kernels: $vectors)", ({ adapter, variant, vectors }) => {
   let engine: Engine | undefined;
-  const get = async () => (engine ??= await Engine.create({ adapter, matmul: variant, poisonOutputs: true }));
+  const get = async () => (engine ??= await Engine.create({ adapter, matmul: variant, poisonOutputs: true, vectors }));
   afterAll(() => engine?.dispose());
 
   it(`offers ${variant} and no other subgroup kernel`, async () => {
@@ -40,7 +43,8 @@ describe.each(DRIVERS)("subgroup matmul on $adapter", ({ adapter, variant }) => 
   });
 
   // One block, several blocks ragged in every dimension, a long K, a wide N.
-  for (const [M, Kd, N] of [[1, 1, 1], [7, 13, 5], [97, 41, 75], [64, 300, 130], [33, 9, 200]] as [number, number, number][]) {
+  // N a multiple of 4 (200, 44, 132): the vec4 entry where B is not transposed, with ragged last lanes.
+  for (const [M, Kd, N] of [[1, 1, 1], [7, 13, 5], [97, 41, 75], [64, 300, 130], [33, 9, 200], [45, 37, 132], [5, 70, 44]] as [number, number, number][]) {
     for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as [boolean, boolean][]) {
       it(`${M}×${Kd}×${N} transA=${ta} transB=${tb}`, async () => {
         const e = await get();
@@ -51,9 +55,11 @@ describe.each(DRIVERS)("subgroup matmul on $adapter", ({ adapter, variant }) => 
     }
   }
 
-  it("bias and tanh fused; accumulating into C", async () => {
+  it.each([
+    [45, 19, 37],
+    [45, 19, 36],
+  ])("bias and tanh fused; accumulating into C: %i×%i×%i", async (M, Kd, N) => {
     const e = await get();
-    const [M, Kd, N] = [45, 19, 37];
     const [a, b, bias, prior] = [randomArray(M * Kd, seed++), randomArray(Kd * N, seed++), randomArray(N, seed++), randomArray(M * N, seed++)];
     const y = await ops.matmul(e.tensor(a, [M, Kd]), e.tensor(b, [Kd, N]), { bias: e.tensor(bias, [N]), activation: "tanh" });
     const expected = ref.activation("tanh", ref.matmul(a, b, M, N, Kd).map((v, i) => v + bias[i % N]!));

@@ -844,7 +844,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "7da37153",
+    "fingerprint": "5b4add90",
     "overrides": { "WG": 16, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
@@ -881,6 +881,60 @@ export const shaderReflection: ReflectionTable = {
           { "name": "b", "binding": 2, "type": "storage" },
           { "name": "bias", "binding": 3, "type": "storage" },
           { "name": "c", "binding": 4, "type": "storage" },
+        ],
+        "uniform": {
+          "name": "params",
+          "size": 44,
+          "members": {
+            "M": { "offset": 0, "type": "u32" },
+            "N": { "offset": 4, "type": "u32" },
+            "K": { "offset": 8, "type": "u32" },
+            "k_chunk": { "offset": 12, "type": "u32" },
+            "splits": { "offset": 16, "type": "u32" },
+            "a_m": { "offset": 20, "type": "u32" },
+            "a_k": { "offset": 24, "type": "u32" },
+            "b_k": { "offset": 28, "type": "u32" },
+            "b_n": { "offset": 32, "type": "u32" },
+            "has_bias": { "offset": 36, "type": "u32" },
+            "act": { "offset": 40, "type": "u32" },
+          },
+        },
+        "workgroupSize": ["WG", 1, 1],
+      },
+      "matmul_subgroup4v": {
+        "bindings": [
+          { "name": "params", "binding": 0, "type": "uniform" },
+          { "name": "a", "binding": 1, "type": "storage" },
+          { "name": "bias", "binding": 3, "type": "storage" },
+          { "name": "c", "binding": 4, "type": "storage" },
+          { "name": "b4", "binding": 5, "type": "storage" },
+        ],
+        "uniform": {
+          "name": "params",
+          "size": 44,
+          "members": {
+            "M": { "offset": 0, "type": "u32" },
+            "N": { "offset": 4, "type": "u32" },
+            "K": { "offset": 8, "type": "u32" },
+            "k_chunk": { "offset": 12, "type": "u32" },
+            "splits": { "offset": 16, "type": "u32" },
+            "a_m": { "offset": 20, "type": "u32" },
+            "a_k": { "offset": 24, "type": "u32" },
+            "b_k": { "offset": 28, "type": "u32" },
+            "b_n": { "offset": 32, "type": "u32" },
+            "has_bias": { "offset": 36, "type": "u32" },
+            "act": { "offset": 40, "type": "u32" },
+          },
+        },
+        "workgroupSize": ["WG", 1, 1],
+      },
+      "matmul_subgroup8v": {
+        "bindings": [
+          { "name": "params", "binding": 0, "type": "uniform" },
+          { "name": "a", "binding": 1, "type": "storage" },
+          { "name": "bias", "binding": 3, "type": "storage" },
+          { "name": "c", "binding": 4, "type": "storage" },
+          { "name": "b4", "binding": 5, "type": "storage" },
         ],
         "uniform": {
           "name": "params",
