@@ -24,7 +24,8 @@ const convPool: OpRule<"convPool"> = {
   },
   noGrad: [0],
   keeps: (_c, needs) => ({ inputs: needs.some(Boolean) ? [0] : [], output: needs.some(Boolean) }),
-  saved: (c, a) => ({ argmax: convPoolArgmaxSize(geomOf(c, a.inShapes, a.B, "convPool")) }),
+  // Only a training pass writes argmax (the backward pass reads it).
+  saved: (c, a): Record<string, number> => (a.training ? { argmax: convPoolArgmaxSize(geomOf(c, a.inShapes, a.B, "convPool")) } : {}),
   scratch: (c, a, pass): Record<string, number> => {
     if (pass === "forward") return {};
     const { dw, db } = convPoolPartials(geomOf(c, a.inShapes, a.B, "convPool"));

@@ -66,6 +66,8 @@ export interface SizeArgs {
   outShape: Shape;
   needs: readonly boolean[];
   ctx: KernelContext;
+  /** A training plan (gradients, the optimizer), or an inference one. */
+  training: boolean;
 }
 
 /** The buffers of one node in a plan. Activations are (B, ...shape); parameters and state whole. */

@@ -198,7 +198,7 @@ export class Plan {
     }
 
     // Buffers an op keeps from forward to backward, and its temporaries.
-    const sizeArgs = (n: Node): SizeArgs => ({ B, inShapes: n.inputs.map((t) => t.shape), outShape: n.output.shape, needs: wants(n), ctx: e });
+    const sizeArgs = (n: Node): SizeArgs => ({ B, inShapes: n.inputs.map((t) => t.shape), outShape: n.output.shape, needs: wants(n), ctx: e, training });
     const saved = new Map<Node, Map<string, Slot>>();
     const scratch = new Map<string, Slot>();
     for (const n of nodes) {
