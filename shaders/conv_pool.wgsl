@@ -57,6 +57,14 @@ struct Geom {
 override C: u32 = 1;
 override WG: u32 = 64;
 
+// The first convolution output (row, column) under pooled position p's window: negative where a 'same'
+// window overhangs.
+fn window_of(p: u32) -> vec2i {
+  let px = p % geom.PW;
+  let py = (p / geom.PW) % geom.PH;
+  return vec2i(i32(py * geom.QSH) - i32(geom.QT), i32(px * geom.QSW) - i32(geom.QL));
+}
+
 // Whether window position (wy, wx) is a convolution output (a 'same' pooling window can overhang).
 fn in_conv(o0: vec2i, wy: u32, wx: u32) -> bool {
   let oy = o0.x + i32(wy);
@@ -121,11 +129,8 @@ fn conv_pool_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   if (p >= geom.B * geom.PH * geom.PW) {
     return;
   }
-  let px = p % geom.PW;
-  let rest = p / geom.PW;
-  let py = rest % geom.PH;
-  let item = rest / geom.PH;
-  let o0 = vec2i(i32(py * geom.QSH) - i32(geom.QT), i32(px * geom.QSW) - i32(geom.QL));
+  let item = p / (geom.PH * geom.PW);
+  let o0 = window_of(p);
   let iy0 = o0.x - i32(geom.PT);
   let ix0 = o0.y - i32(geom.PL);
   // One input channel (C is a pipeline constant): its patch is read once, for every channel group.
@@ -239,12 +244,10 @@ fn conv_pool_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
       let dz1 = dz_at(p * geom.F4 + g1);
       db0 += dz0;
       db1 += dz1;
-      let px = p % geom.PW;
-      let rest = p / geom.PW;
-      let py = rest % geom.PH;
-      let item = rest / geom.PH;
-      let iy0 = i32(py * geom.QSH) - i32(geom.QT) - i32(geom.PT);
-      let ix0 = i32(px * geom.QSW) - i32(geom.QL) - i32(geom.PL);
+      let item = p / (geom.PH * geom.PW);
+      let o0 = window_of(p);
+      let iy0 = o0.x - i32(geom.PT);
+      let ix0 = o0.y - i32(geom.PL);
       let r0 = patch_row(item, iy0, ix0, ch);
       let r1 = patch_row(item, iy0 + 1, ix0, ch);
       let r2 = patch_row(item, iy0 + 2, ix0, ch);

@@ -220,7 +220,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "conv_pool.wgsl": {
-    "fingerprint": "dce4d5b5",
+    "fingerprint": "1c5bd6b3",
     "overrides": { "C": 1, "WG": 64 },
     "entries": {
       "conv_pool_forward": {
