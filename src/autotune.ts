@@ -1,12 +1,15 @@
 // Measuring the matmul variants on an adapter: whether each computes a product right, and how fast each
 // runs a training step's products. Loaded by src/tuning.ts only when its cache has no choice for the
 // adapter (a file of its own in the library build, dist/lib/autotune.js).
-// For its place in the library build, not for its effects (as the subpath entries do): a lazily loaded
-// module whose imports also reach the core's would otherwise split the core into shared chunks.
-import "./index.ts";
-import { Dispatch, type KernelRegistry } from "./gpu/registry.ts";
+import type { Dispatch, KernelRegistry } from "./gpu/registry.ts";
 import { BufferUsage, MapMode, STORAGE_USAGE } from "./gpu/flags.ts";
-import { matmul, type MatmulVariant } from "./kernels.ts";
+import type { matmul as Matmul, MatmulVariant } from "./kernels.ts";
+
+/**
+ * kernels.ts's matmul, which the caller passes in: a value import of kernels.ts from here, a module the
+ * core loads on first use, makes the library build split the core into chunks shared with this one.
+ */
+export type MatmulBuilder = typeof Matmul;
 
 /**
  * One variant's share of a training step: the three products of a dense layer of 128 units on 512
@@ -14,7 +17,7 @@ import { matmul, type MatmulVariant } from "./kernels.ts";
  * pass. Timing the step's mix rather than one product keeps a variant that is fast on one shape and
  * slow on the others (direct's 32-row blocks on a short dW) from being chosen.
  */
-async function stepProducts(kernels: KernelRegistry, variant: MatmulVariant): Promise<{ run(): Promise<number>; destroy(): void }> {
+async function stepProducts(kernels: KernelRegistry, variant: MatmulVariant, matmul: MatmulBuilder): Promise<{ run(): Promise<number>; destroy(): void }> {
   const device = kernels.device;
   const [B, IN, OUT] = [64, 512, 128];
   const make = (n: number, label: string) => device.createBuffer({ label, size: n * 4, usage: STORAGE_USAGE });
@@ -48,8 +51,8 @@ async function stepProducts(kernels: KernelRegistry, variant: MatmulVariant): Pr
  * that take the variants in turn, so a slow spell of a shared machine falls on all of them alike; the
  * median round per variant.
  */
-export async function timeVariants(kernels: KernelRegistry, variants: readonly MatmulVariant[]): Promise<Partial<Record<MatmulVariant, number>>> {
-  const runs = await Promise.all(variants.map((v) => stepProducts(kernels, v)));
+export async function timeVariants(kernels: KernelRegistry, variants: readonly MatmulVariant[], matmul: MatmulBuilder): Promise<Partial<Record<MatmulVariant, number>>> {
+  const runs = await Promise.all(variants.map((v) => stepProducts(kernels, v, matmul)));
   try {
     for (const r of runs) await r.run();
     const times = variants.map(() => [] as number[]);
@@ -65,7 +68,7 @@ export async function timeVariants(kernels: KernelRegistry, variants: readonly M
  * a subgroup kernel on a driver whose subgroups are not what it assumes would return garbage, so a
  * variant that fails is never chosen.
  */
-export async function variantWorks(kernels: KernelRegistry, variant: MatmulVariant): Promise<boolean> {
+export async function variantWorks(kernels: KernelRegistry, variant: MatmulVariant, matmul: MatmulBuilder): Promise<boolean> {
   const [M, K, N] = [37, 29, 45];
   const device = kernels.device;
   const av = Float32Array.from({ length: M * K }, (_, i) => ((i * 7) % 5) - 2);

@@ -5,7 +5,7 @@
 import { describeAdapter, nodeOnly, type AdapterReport } from "./gpu/device.ts";
 import { GpuError } from "./errors.ts";
 import type { KernelRegistry } from "./gpu/registry.ts";
-import type { MatmulVariant } from "./kernels.ts";
+import { matmul, type MatmulVariant } from "./kernels.ts";
 
 const KEY = "gradwgsl.matmul-tuning.v4";
 
@@ -38,8 +38,8 @@ export async function tunedMatmul(kernels: KernelRegistry, report: AdapterReport
   if (cached && variants.includes(cached)) return { variant: cached };
   const { timeVariants, variantWorks } = await import("./autotune.ts");
   const working: MatmulVariant[] = [];
-  for (const v of variants) if (await variantWorks(kernels, v)) working.push(v);
-  const measured = working.length ? await timeVariants(kernels, working) : {};
+  for (const v of variants) if (await variantWorks(kernels, v, matmul)) working.push(v);
+  const measured = working.length ? await timeVariants(kernels, working, matmul) : {};
   if (!working.length) throw new GpuError(`no matmul variant computes a product correctly on ${describeAdapter(report)}; the driver is broken. Try another adapter (in Node: adapter: "swiftshader" or "lavapipe").`);
   const variant = working.reduce((best, v) => (measured[v]! < measured[best]! ? v : best));
   await s.set({ ...all, [adapterKey(report)]: variant }).catch(() => undefined);

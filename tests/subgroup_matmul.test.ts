@@ -38,8 +38,8 @@ describe.each(DRIVERS)("subgroup matmul on $adapter (vec4 kernels: $vectors)", (
   it("tuning's product check fails the kernel written for the other subgroup size", async () => {
     const e = await get();
     const other = variant === "subgroup8" ? "subgroup4" : "subgroup8";
-    expect(await variantWorks(e.kernels, variant)).toBe(true);
-    expect(await variantWorks(e.kernels, other)).toBe(false);
+    expect(await variantWorks(e.kernels, variant, K.matmul)).toBe(true);
+    expect(await variantWorks(e.kernels, other, K.matmul)).toBe(false);
   });
 
   // One block, several blocks ragged in every dimension, a long K, a wide N.
