@@ -105,7 +105,8 @@ export function renderTable(table: Record<string, ShaderReflection>): string {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { shaderSources } = await import("../src/gpu/shaders.ts");
-  await import("../src/kernels/conv_pool.ts"); // a shader the core loads on first use adds itself to shaderSources
+  await import("../src/kernels/conv_pool.ts"); // shaders the core loads on first use add themselves to shaderSources
+  await (await import("../src/kernels.ts")).loadSubgroupShader();
   const path = fileURLToPath(new URL(`../${TABLE_PATH}`, import.meta.url));
   const text = renderTable(reflectShaders(shaderSources));
   let old = "";

@@ -11,16 +11,33 @@
 // neighbouring lanes still own neighbouring columns. A subgroup owns 4·SG × 4·SG of C, a workgroup
 // WG / SG subgroups stacked along rows. Measured on lavapipe (2 cores): the reference CNN's dense
 // products 1.6–1.9× faster than matmul_direct's.
+//
+// K_STEP = 4 walks K 4 at a time: each accumulator takes the 4 steps in one expression (4 FMAs: the
+// broadcast row's 4 values times 4 rows of op(B)) and is written once per 4 k, not once per k. An
+// accumulator is a function variable, and SwiftShader stores one under the lane mask at every write;
+// there this cuts the dense layer's products by 10–20%. lavapipe keeps accumulators in registers and runs
+// K_STEP = 1 about as fast, so the two are separate matmul variants that tuning measures
+// (subgroup<SG>k4). A chunk whose length is not a multiple of 4 ends with a step whose surplus k read
+// clamped elements, zeroed on both sides, so that they add exact zeros (SwiftShader ran a separate loop
+// for the last k % 4 about 10% slower). A short K wastes much of its last step, so products with K < 16
+// take K_STEP = 1 (src/kernels.ts).
+//
 // One entry point per subgroup size, since a broadcast names its lane by a constant: matmul_subgroup8
-// and matmul_subgroup4. The engine offers each only where the adapter reports exactly that size, and
-// checks its product before its matmul tuning may pick it (src/tuning.ts).
+// and matmul_subgroup4, and their twins matmul_subgroup8v / 4v, which read op(B) as vec4s along N (b4,
+// the same buffer; N a multiple of 4, B not transposed): lane s owns the 4 neighbouring columns
+// n0 + 4s .. + 3, one load instead of four. The engine offers each only where the adapter reports
+// exactly that size, and checks its product before its matmul tuning may pick it (src/tuning.ts).
 // Dispatch: grid (ceil(N / (4·SG)), ceil(M / (4·WG)), splits), rows folded into z past the grid limit.
-// Overrides: ACCUMULATE (lib/matmul_io.wgsl), WG.
+// Overrides: ACCUMULATE (lib/matmul_io.wgsl), WG, K_STEP.
 
 enable subgroups;
 
 // Invocations per workgroup, a multiple of the subgroup size.
 override WG: u32 = 16;
+// 4: walk K four at a time (see above); 1: one at a time.
+override K_STEP: u32 = 1;
+
+@group(0) @binding(5) var<storage, read_write> b4: array<vec4f>;
 
 // Where lane s of a subgroup of `lanes` works: its block's first row m0 and its first column n0 (= the
 // block's first + s), and the offsets of its 4 rows of op(A) and 4 columns of op(B) (clamped; k adds
@@ -44,52 +61,182 @@ fn rows_at(rows: vec4u, k: u32) -> vec4f {
 }
 
 fn cols_at(cols: vec4u, k: u32) -> vec4f {
-  let o = k * params.b_k;
+  return cols_from(cols, k * params.b_k);
+}
+
+fn cols_from(cols: vec4u, o: u32) -> vec4f {
   return vec4f(b[cols.x + o], b[cols.y + o], b[cols.z + o], b[cols.w + o]);
 }
+
+// The step k .. k + 3 of a chunk that ends at k_end: which of the 4 are in it, and the offsets of the
+// 4 k (clamped to the chunk's last) in op(A) and in op(B) (times a_k and b_stride).
+struct Quad { live: vec4<bool>, a: vec4u, b: vec4u }
+
+fn quad(k: u32, k_end: u32, b_stride: u32) -> Quad {
+  let ks = vec4u(k) + vec4u(0u, 1u, 2u, 3u);
+  let at = min(ks, vec4u(k_end - 1u));
+  return Quad(ks < vec4u(k_end), at * params.a_k, at * b_stride);
+}
+
+// One row of op(A) (offset `row`) at the quad's 4 k, zero where a k is past the chunk.
+fn row4(row: u32, q: Quad) -> vec4f {
+  let o = vec4u(row) + q.a;
+  return select(vec4f(0.0), vec4f(a[o.x], a[o.y], a[o.z], a[o.w]), q.live);
+}
+
+// The lane's 4 rows at the quad's k: column i holds row i's 4 values.
+fn rows4(rows: vec4u, q: Quad) -> mat4x4f {
+  return mat4x4f(row4(rows.x, q), row4(rows.y, q), row4(rows.z, q), row4(rows.w, q));
+}
+
+// op(B) at the lane's 4 columns, one column of the result per k of the quad (zero past the chunk).
+fn cols4(cols: vec4u, q: Quad) -> mat4x4f {
+  let z = vec4f(0.0);
+  return mat4x4f(select(z, cols_from(cols, q.b.x), q.live.x), select(z, cols_from(cols, q.b.y), q.live.y), select(z, cols_from(cols, q.b.z), q.live.z), select(z, cols_from(cols, q.b.w), q.live.w));
+}
+
+// cols4 for the v entries: the lane's 4 neighbouring columns are vec4 `col` of each row of op(B) (the
+// quad's b_stride: a row's length in vec4s).
+fn cols4v(col: u32, q: Quad) -> mat4x4f {
+  let z = vec4f(0.0);
+  let o = q.b + vec4u(col);
+  return mat4x4f(select(z, b4[o.x], q.live.x), select(z, b4[o.y], q.live.y), select(z, b4[o.z], q.live.z), select(z, b4[o.w], q.live.w));
+}
+
+// acc + bm·a as 4 FMAs, one per k (SwiftShader ran bm * a + acc about 5% slower).
+fn madd4(acc: vec4f, a: vec4f, bm: mat4x4f) -> vec4f {
+  return fma(vec4f(a.w), bm[3], fma(vec4f(a.z), bm[2], fma(vec4f(a.y), bm[1], fma(vec4f(a.x), bm[0], acc))));
+}
+
+// The steps. acc[SG·i + t] is row m0 + t + SG·i of the subgroup's block at the lane's 4 columns: lane
+// t's row i, taken by broadcast. A step of one k adds that row's value times op(B)'s row (bv); a step of
+// 4 adds the row's 4 values (a column of `at`) times op(B)'s 4 rows (the columns of `bm`). (Constant
+// indices keep the accumulators in registers where the driver can.)
+
+fn step8(acc: ptr<function, array<vec4f, 32>>, av: vec4f, bv: vec4f) {
+  (*acc)[0] = fma(vec4f(subgroupBroadcast(av.x, 0u)), bv, (*acc)[0]);
+  (*acc)[1] = fma(vec4f(subgroupBroadcast(av.x, 1u)), bv, (*acc)[1]);
+  (*acc)[2] = fma(vec4f(subgroupBroadcast(av.x, 2u)), bv, (*acc)[2]);
+  (*acc)[3] = fma(vec4f(subgroupBroadcast(av.x, 3u)), bv, (*acc)[3]);
+  (*acc)[4] = fma(vec4f(subgroupBroadcast(av.x, 4u)), bv, (*acc)[4]);
+  (*acc)[5] = fma(vec4f(subgroupBroadcast(av.x, 5u)), bv, (*acc)[5]);
+  (*acc)[6] = fma(vec4f(subgroupBroadcast(av.x, 6u)), bv, (*acc)[6]);
+  (*acc)[7] = fma(vec4f(subgroupBroadcast(av.x, 7u)), bv, (*acc)[7]);
+  (*acc)[8] = fma(vec4f(subgroupBroadcast(av.y, 0u)), bv, (*acc)[8]);
+  (*acc)[9] = fma(vec4f(subgroupBroadcast(av.y, 1u)), bv, (*acc)[9]);
+  (*acc)[10] = fma(vec4f(subgroupBroadcast(av.y, 2u)), bv, (*acc)[10]);
+  (*acc)[11] = fma(vec4f(subgroupBroadcast(av.y, 3u)), bv, (*acc)[11]);
+  (*acc)[12] = fma(vec4f(subgroupBroadcast(av.y, 4u)), bv, (*acc)[12]);
+  (*acc)[13] = fma(vec4f(subgroupBroadcast(av.y, 5u)), bv, (*acc)[13]);
+  (*acc)[14] = fma(vec4f(subgroupBroadcast(av.y, 6u)), bv, (*acc)[14]);
+  (*acc)[15] = fma(vec4f(subgroupBroadcast(av.y, 7u)), bv, (*acc)[15]);
+  (*acc)[16] = fma(vec4f(subgroupBroadcast(av.z, 0u)), bv, (*acc)[16]);
+  (*acc)[17] = fma(vec4f(subgroupBroadcast(av.z, 1u)), bv, (*acc)[17]);
+  (*acc)[18] = fma(vec4f(subgroupBroadcast(av.z, 2u)), bv, (*acc)[18]);
+  (*acc)[19] = fma(vec4f(subgroupBroadcast(av.z, 3u)), bv, (*acc)[19]);
+  (*acc)[20] = fma(vec4f(subgroupBroadcast(av.z, 4u)), bv, (*acc)[20]);
+  (*acc)[21] = fma(vec4f(subgroupBroadcast(av.z, 5u)), bv, (*acc)[21]);
+  (*acc)[22] = fma(vec4f(subgroupBroadcast(av.z, 6u)), bv, (*acc)[22]);
+  (*acc)[23] = fma(vec4f(subgroupBroadcast(av.z, 7u)), bv, (*acc)[23]);
+  (*acc)[24] = fma(vec4f(subgroupBroadcast(av.w, 0u)), bv, (*acc)[24]);
+  (*acc)[25] = fma(vec4f(subgroupBroadcast(av.w, 1u)), bv, (*acc)[25]);
+  (*acc)[26] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, (*acc)[26]);
+  (*acc)[27] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, (*acc)[27]);
+  (*acc)[28] = fma(vec4f(subgroupBroadcast(av.w, 4u)), bv, (*acc)[28]);
+  (*acc)[29] = fma(vec4f(subgroupBroadcast(av.w, 5u)), bv, (*acc)[29]);
+  (*acc)[30] = fma(vec4f(subgroupBroadcast(av.w, 6u)), bv, (*acc)[30]);
+  (*acc)[31] = fma(vec4f(subgroupBroadcast(av.w, 7u)), bv, (*acc)[31]);
+}
+
+fn step8x4(acc: ptr<function, array<vec4f, 32>>, at: mat4x4f, bm: mat4x4f) {
+  (*acc)[0] = madd4((*acc)[0], subgroupBroadcast(at[0], 0u), bm);
+  (*acc)[1] = madd4((*acc)[1], subgroupBroadcast(at[0], 1u), bm);
+  (*acc)[2] = madd4((*acc)[2], subgroupBroadcast(at[0], 2u), bm);
+  (*acc)[3] = madd4((*acc)[3], subgroupBroadcast(at[0], 3u), bm);
+  (*acc)[4] = madd4((*acc)[4], subgroupBroadcast(at[0], 4u), bm);
+  (*acc)[5] = madd4((*acc)[5], subgroupBroadcast(at[0], 5u), bm);
+  (*acc)[6] = madd4((*acc)[6], subgroupBroadcast(at[0], 6u), bm);
+  (*acc)[7] = madd4((*acc)[7], subgroupBroadcast(at[0], 7u), bm);
+  (*acc)[8] = madd4((*acc)[8], subgroupBroadcast(at[1], 0u), bm);
+  (*acc)[9] = madd4((*acc)[9], subgroupBroadcast(at[1], 1u), bm);
+  (*acc)[10] = madd4((*acc)[10], subgroupBroadcast(at[1], 2u), bm);
+  (*acc)[11] = madd4((*acc)[11], subgroupBroadcast(at[1], 3u), bm);
+  (*acc)[12] = madd4((*acc)[12], subgroupBroadcast(at[1], 4u), bm);
+  (*acc)[13] = madd4((*acc)[13], subgroupBroadcast(at[1], 5u), bm);
+  (*acc)[14] = madd4((*acc)[14], subgroupBroadcast(at[1], 6u), bm);
+  (*acc)[15] = madd4((*acc)[15], subgroupBroadcast(at[1], 7u), bm);
+  (*acc)[16] = madd4((*acc)[16], subgroupBroadcast(at[2], 0u), bm);
+  (*acc)[17] = madd4((*acc)[17], subgroupBroadcast(at[2], 1u), bm);
+  (*acc)[18] = madd4((*acc)[18], subgroupBroadcast(at[2], 2u), bm);
+  (*acc)[19] = madd4((*acc)[19], subgroupBroadcast(at[2], 3u), bm);
+  (*acc)[20] = madd4((*acc)[20], subgroupBroadcast(at[2], 4u), bm);
+  (*acc)[21] = madd4((*acc)[21], subgroupBroadcast(at[2], 5u), bm);
+  (*acc)[22] = madd4((*acc)[22], subgroupBroadcast(at[2], 6u), bm);
+  (*acc)[23] = madd4((*acc)[23], subgroupBroadcast(at[2], 7u), bm);
+  (*acc)[24] = madd4((*acc)[24], subgroupBroadcast(at[3], 0u), bm);
+  (*acc)[25] = madd4((*acc)[25], subgroupBroadcast(at[3], 1u), bm);
+  (*acc)[26] = madd4((*acc)[26], subgroupBroadcast(at[3], 2u), bm);
+  (*acc)[27] = madd4((*acc)[27], subgroupBroadcast(at[3], 3u), bm);
+  (*acc)[28] = madd4((*acc)[28], subgroupBroadcast(at[3], 4u), bm);
+  (*acc)[29] = madd4((*acc)[29], subgroupBroadcast(at[3], 5u), bm);
+  (*acc)[30] = madd4((*acc)[30], subgroupBroadcast(at[3], 6u), bm);
+  (*acc)[31] = madd4((*acc)[31], subgroupBroadcast(at[3], 7u), bm);
+}
+
+fn step4(acc: ptr<function, array<vec4f, 16>>, av: vec4f, bv: vec4f) {
+  (*acc)[0] = fma(vec4f(subgroupBroadcast(av.x, 0u)), bv, (*acc)[0]);
+  (*acc)[1] = fma(vec4f(subgroupBroadcast(av.x, 1u)), bv, (*acc)[1]);
+  (*acc)[2] = fma(vec4f(subgroupBroadcast(av.x, 2u)), bv, (*acc)[2]);
+  (*acc)[3] = fma(vec4f(subgroupBroadcast(av.x, 3u)), bv, (*acc)[3]);
+  (*acc)[4] = fma(vec4f(subgroupBroadcast(av.y, 0u)), bv, (*acc)[4]);
+  (*acc)[5] = fma(vec4f(subgroupBroadcast(av.y, 1u)), bv, (*acc)[5]);
+  (*acc)[6] = fma(vec4f(subgroupBroadcast(av.y, 2u)), bv, (*acc)[6]);
+  (*acc)[7] = fma(vec4f(subgroupBroadcast(av.y, 3u)), bv, (*acc)[7]);
+  (*acc)[8] = fma(vec4f(subgroupBroadcast(av.z, 0u)), bv, (*acc)[8]);
+  (*acc)[9] = fma(vec4f(subgroupBroadcast(av.z, 1u)), bv, (*acc)[9]);
+  (*acc)[10] = fma(vec4f(subgroupBroadcast(av.z, 2u)), bv, (*acc)[10]);
+  (*acc)[11] = fma(vec4f(subgroupBroadcast(av.z, 3u)), bv, (*acc)[11]);
+  (*acc)[12] = fma(vec4f(subgroupBroadcast(av.w, 0u)), bv, (*acc)[12]);
+  (*acc)[13] = fma(vec4f(subgroupBroadcast(av.w, 1u)), bv, (*acc)[13]);
+  (*acc)[14] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, (*acc)[14]);
+  (*acc)[15] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, (*acc)[15]);
+}
+
+fn step4x4(acc: ptr<function, array<vec4f, 16>>, at: mat4x4f, bm: mat4x4f) {
+  (*acc)[0] = madd4((*acc)[0], subgroupBroadcast(at[0], 0u), bm);
+  (*acc)[1] = madd4((*acc)[1], subgroupBroadcast(at[0], 1u), bm);
+  (*acc)[2] = madd4((*acc)[2], subgroupBroadcast(at[0], 2u), bm);
+  (*acc)[3] = madd4((*acc)[3], subgroupBroadcast(at[0], 3u), bm);
+  (*acc)[4] = madd4((*acc)[4], subgroupBroadcast(at[1], 0u), bm);
+  (*acc)[5] = madd4((*acc)[5], subgroupBroadcast(at[1], 1u), bm);
+  (*acc)[6] = madd4((*acc)[6], subgroupBroadcast(at[1], 2u), bm);
+  (*acc)[7] = madd4((*acc)[7], subgroupBroadcast(at[1], 3u), bm);
+  (*acc)[8] = madd4((*acc)[8], subgroupBroadcast(at[2], 0u), bm);
+  (*acc)[9] = madd4((*acc)[9], subgroupBroadcast(at[2], 1u), bm);
+  (*acc)[10] = madd4((*acc)[10], subgroupBroadcast(at[2], 2u), bm);
+  (*acc)[11] = madd4((*acc)[11], subgroupBroadcast(at[2], 3u), bm);
+  (*acc)[12] = madd4((*acc)[12], subgroupBroadcast(at[3], 0u), bm);
+  (*acc)[13] = madd4((*acc)[13], subgroupBroadcast(at[3], 1u), bm);
+  (*acc)[14] = madd4((*acc)[14], subgroupBroadcast(at[3], 2u), bm);
+  (*acc)[15] = madd4((*acc)[15], subgroupBroadcast(at[3], 3u), bm);
+}
+
+// The entry points differ in their subgroup size and in how they read op(B) (see the head of the file);
+// each runs its k range in steps of K_STEP (the other branch is compiled away).
 
 @compute @workgroup_size(WG, 1, 1)
 fn matmul_subgroup8(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let l = lane_of(8u, li, s, wid, nwg);
-  // acc[i]: row m0 + i of the block, the lane's 4 columns (constant indices: registers, not memory).
   var acc: array<vec4f, 32>;
   let split = split_of(wid);
   let k_end = min(params.K, (split + 1u) * params.k_chunk);
-  for (var k = split * params.k_chunk; k < k_end; k++) {
-    let av = rows_at(l.rows, k);
-    let bv = cols_at(l.cols, k);
-    acc[0] = fma(vec4f(subgroupBroadcast(av.x, 0u)), bv, acc[0]);
-    acc[1] = fma(vec4f(subgroupBroadcast(av.x, 1u)), bv, acc[1]);
-    acc[2] = fma(vec4f(subgroupBroadcast(av.x, 2u)), bv, acc[2]);
-    acc[3] = fma(vec4f(subgroupBroadcast(av.x, 3u)), bv, acc[3]);
-    acc[4] = fma(vec4f(subgroupBroadcast(av.x, 4u)), bv, acc[4]);
-    acc[5] = fma(vec4f(subgroupBroadcast(av.x, 5u)), bv, acc[5]);
-    acc[6] = fma(vec4f(subgroupBroadcast(av.x, 6u)), bv, acc[6]);
-    acc[7] = fma(vec4f(subgroupBroadcast(av.x, 7u)), bv, acc[7]);
-    acc[8] = fma(vec4f(subgroupBroadcast(av.y, 0u)), bv, acc[8]);
-    acc[9] = fma(vec4f(subgroupBroadcast(av.y, 1u)), bv, acc[9]);
-    acc[10] = fma(vec4f(subgroupBroadcast(av.y, 2u)), bv, acc[10]);
-    acc[11] = fma(vec4f(subgroupBroadcast(av.y, 3u)), bv, acc[11]);
-    acc[12] = fma(vec4f(subgroupBroadcast(av.y, 4u)), bv, acc[12]);
-    acc[13] = fma(vec4f(subgroupBroadcast(av.y, 5u)), bv, acc[13]);
-    acc[14] = fma(vec4f(subgroupBroadcast(av.y, 6u)), bv, acc[14]);
-    acc[15] = fma(vec4f(subgroupBroadcast(av.y, 7u)), bv, acc[15]);
-    acc[16] = fma(vec4f(subgroupBroadcast(av.z, 0u)), bv, acc[16]);
-    acc[17] = fma(vec4f(subgroupBroadcast(av.z, 1u)), bv, acc[17]);
-    acc[18] = fma(vec4f(subgroupBroadcast(av.z, 2u)), bv, acc[18]);
-    acc[19] = fma(vec4f(subgroupBroadcast(av.z, 3u)), bv, acc[19]);
-    acc[20] = fma(vec4f(subgroupBroadcast(av.z, 4u)), bv, acc[20]);
-    acc[21] = fma(vec4f(subgroupBroadcast(av.z, 5u)), bv, acc[21]);
-    acc[22] = fma(vec4f(subgroupBroadcast(av.z, 6u)), bv, acc[22]);
-    acc[23] = fma(vec4f(subgroupBroadcast(av.z, 7u)), bv, acc[23]);
-    acc[24] = fma(vec4f(subgroupBroadcast(av.w, 0u)), bv, acc[24]);
-    acc[25] = fma(vec4f(subgroupBroadcast(av.w, 1u)), bv, acc[25]);
-    acc[26] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, acc[26]);
-    acc[27] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, acc[27]);
-    acc[28] = fma(vec4f(subgroupBroadcast(av.w, 4u)), bv, acc[28]);
-    acc[29] = fma(vec4f(subgroupBroadcast(av.w, 5u)), bv, acc[29]);
-    acc[30] = fma(vec4f(subgroupBroadcast(av.w, 6u)), bv, acc[30]);
-    acc[31] = fma(vec4f(subgroupBroadcast(av.w, 7u)), bv, acc[31]);
+  for (var k = split * params.k_chunk; k < k_end; k += K_STEP) {
+    if (K_STEP == 4u) {
+      let q = quad(k, k_end, params.b_k);
+      step8x4(&acc, rows4(l.rows, q), cols4(l.cols, q));
+    } else {
+      step8(&acc, rows_at(l.rows, k), cols_at(l.cols, k));
+    }
   }
   let bias_v = bias4(l.n0, 8u);
   for (var i = 0u; i < 32u; i++) {
@@ -100,29 +247,16 @@ fn matmul_subgroup8(@builtin(local_invocation_index) li: u32, @builtin(subgroup_
 @compute @workgroup_size(WG, 1, 1)
 fn matmul_subgroup4(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let l = lane_of(4u, li, s, wid, nwg);
-  // acc[i]: row m0 + i of the block, the lane's 4 columns (constant indices: registers, not memory).
   var acc: array<vec4f, 16>;
   let split = split_of(wid);
   let k_end = min(params.K, (split + 1u) * params.k_chunk);
-  for (var k = split * params.k_chunk; k < k_end; k++) {
-    let av = rows_at(l.rows, k);
-    let bv = cols_at(l.cols, k);
-    acc[0] = fma(vec4f(subgroupBroadcast(av.x, 0u)), bv, acc[0]);
-    acc[1] = fma(vec4f(subgroupBroadcast(av.x, 1u)), bv, acc[1]);
-    acc[2] = fma(vec4f(subgroupBroadcast(av.x, 2u)), bv, acc[2]);
-    acc[3] = fma(vec4f(subgroupBroadcast(av.x, 3u)), bv, acc[3]);
-    acc[4] = fma(vec4f(subgroupBroadcast(av.y, 0u)), bv, acc[4]);
-    acc[5] = fma(vec4f(subgroupBroadcast(av.y, 1u)), bv, acc[5]);
-    acc[6] = fma(vec4f(subgroupBroadcast(av.y, 2u)), bv, acc[6]);
-    acc[7] = fma(vec4f(subgroupBroadcast(av.y, 3u)), bv, acc[7]);
-    acc[8] = fma(vec4f(subgroupBroadcast(av.z, 0u)), bv, acc[8]);
-    acc[9] = fma(vec4f(subgroupBroadcast(av.z, 1u)), bv, acc[9]);
-    acc[10] = fma(vec4f(subgroupBroadcast(av.z, 2u)), bv, acc[10]);
-    acc[11] = fma(vec4f(subgroupBroadcast(av.z, 3u)), bv, acc[11]);
-    acc[12] = fma(vec4f(subgroupBroadcast(av.w, 0u)), bv, acc[12]);
-    acc[13] = fma(vec4f(subgroupBroadcast(av.w, 1u)), bv, acc[13]);
-    acc[14] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, acc[14]);
-    acc[15] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, acc[15]);
+  for (var k = split * params.k_chunk; k < k_end; k += K_STEP) {
+    if (K_STEP == 4u) {
+      let q = quad(k, k_end, params.b_k);
+      step4x4(&acc, rows4(l.rows, q), cols4(l.cols, q));
+    } else {
+      step4(&acc, rows_at(l.rows, k), cols_at(l.cols, k));
+    }
   }
   let bias_v = bias4(l.n0, 4u);
   for (var i = 0u; i < 16u; i++) {
@@ -130,89 +264,22 @@ fn matmul_subgroup4(@builtin(local_invocation_index) li: u32, @builtin(subgroup_
   }
 }
 
-// matmul_subgroup4 with op(B) read as vec4s along N (b4, the same buffer; N a multiple of 4, B not
-// transposed): lane s owns the 4 neighbouring columns n0 + 4s .. + 3, one load instead of four.
-@group(0) @binding(5) var<storage, read_write> b4: array<vec4f>;
-
-@compute @workgroup_size(WG, 1, 1)
-fn matmul_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let l = lane_of(4u, li, s, wid, nwg);
-  let n0 = wid.x * 16u + 4u * s;
-  let col4 = min(n0, params.N - 4u) / 4u;
-  var acc: array<vec4f, 16>;
-  let split = split_of(wid);
-  let k_end = min(params.K, (split + 1u) * params.k_chunk);
-  for (var k = split * params.k_chunk; k < k_end; k++) {
-    let av = rows_at(l.rows, k);
-    let bv = b4[k * (params.b_k / 4u) + col4];
-    acc[0] = fma(vec4f(subgroupBroadcast(av.x, 0u)), bv, acc[0]);
-    acc[1] = fma(vec4f(subgroupBroadcast(av.x, 1u)), bv, acc[1]);
-    acc[2] = fma(vec4f(subgroupBroadcast(av.x, 2u)), bv, acc[2]);
-    acc[3] = fma(vec4f(subgroupBroadcast(av.x, 3u)), bv, acc[3]);
-    acc[4] = fma(vec4f(subgroupBroadcast(av.y, 0u)), bv, acc[4]);
-    acc[5] = fma(vec4f(subgroupBroadcast(av.y, 1u)), bv, acc[5]);
-    acc[6] = fma(vec4f(subgroupBroadcast(av.y, 2u)), bv, acc[6]);
-    acc[7] = fma(vec4f(subgroupBroadcast(av.y, 3u)), bv, acc[7]);
-    acc[8] = fma(vec4f(subgroupBroadcast(av.z, 0u)), bv, acc[8]);
-    acc[9] = fma(vec4f(subgroupBroadcast(av.z, 1u)), bv, acc[9]);
-    acc[10] = fma(vec4f(subgroupBroadcast(av.z, 2u)), bv, acc[10]);
-    acc[11] = fma(vec4f(subgroupBroadcast(av.z, 3u)), bv, acc[11]);
-    acc[12] = fma(vec4f(subgroupBroadcast(av.w, 0u)), bv, acc[12]);
-    acc[13] = fma(vec4f(subgroupBroadcast(av.w, 1u)), bv, acc[13]);
-    acc[14] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, acc[14]);
-    acc[15] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, acc[15]);
-  }
-  let bias_v = bias4(n0, 1u);
-  for (var i = 0u; i < 16u; i++) {
-    store4(split, l.m0 + i, n0, 1u, acc[i], bias_v);
-  }
-}
-
-// matmul_subgroup8 with op(B) read as vec4s along N, as matmul_subgroup4v.
 @compute @workgroup_size(WG, 1, 1)
 fn matmul_subgroup8v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let l = lane_of(8u, li, s, wid, nwg);
   let n0 = wid.x * 32u + 4u * s;
-  let col4 = min(n0, params.N - 4u) / 4u;
-  // acc[i]: row m0 + i of the block, the lane's 4 columns (constant indices: registers, not memory).
+  let col = min(n0, params.N - 4u) / 4u;
+  let row4s = params.b_k / 4u;
   var acc: array<vec4f, 32>;
   let split = split_of(wid);
   let k_end = min(params.K, (split + 1u) * params.k_chunk);
-  for (var k = split * params.k_chunk; k < k_end; k++) {
-    let av = rows_at(l.rows, k);
-    let bv = b4[k * (params.b_k / 4u) + col4];
-    acc[0] = fma(vec4f(subgroupBroadcast(av.x, 0u)), bv, acc[0]);
-    acc[1] = fma(vec4f(subgroupBroadcast(av.x, 1u)), bv, acc[1]);
-    acc[2] = fma(vec4f(subgroupBroadcast(av.x, 2u)), bv, acc[2]);
-    acc[3] = fma(vec4f(subgroupBroadcast(av.x, 3u)), bv, acc[3]);
-    acc[4] = fma(vec4f(subgroupBroadcast(av.x, 4u)), bv, acc[4]);
-    acc[5] = fma(vec4f(subgroupBroadcast(av.x, 5u)), bv, acc[5]);
-    acc[6] = fma(vec4f(subgroupBroadcast(av.x, 6u)), bv, acc[6]);
-    acc[7] = fma(vec4f(subgroupBroadcast(av.x, 7u)), bv, acc[7]);
-    acc[8] = fma(vec4f(subgroupBroadcast(av.y, 0u)), bv, acc[8]);
-    acc[9] = fma(vec4f(subgroupBroadcast(av.y, 1u)), bv, acc[9]);
-    acc[10] = fma(vec4f(subgroupBroadcast(av.y, 2u)), bv, acc[10]);
-    acc[11] = fma(vec4f(subgroupBroadcast(av.y, 3u)), bv, acc[11]);
-    acc[12] = fma(vec4f(subgroupBroadcast(av.y, 4u)), bv, acc[12]);
-    acc[13] = fma(vec4f(subgroupBroadcast(av.y, 5u)), bv, acc[13]);
-    acc[14] = fma(vec4f(subgroupBroadcast(av.y, 6u)), bv, acc[14]);
-    acc[15] = fma(vec4f(subgroupBroadcast(av.y, 7u)), bv, acc[15]);
-    acc[16] = fma(vec4f(subgroupBroadcast(av.z, 0u)), bv, acc[16]);
-    acc[17] = fma(vec4f(subgroupBroadcast(av.z, 1u)), bv, acc[17]);
-    acc[18] = fma(vec4f(subgroupBroadcast(av.z, 2u)), bv, acc[18]);
-    acc[19] = fma(vec4f(subgroupBroadcast(av.z, 3u)), bv, acc[19]);
-    acc[20] = fma(vec4f(subgroupBroadcast(av.z, 4u)), bv, acc[20]);
-    acc[21] = fma(vec4f(subgroupBroadcast(av.z, 5u)), bv, acc[21]);
-    acc[22] = fma(vec4f(subgroupBroadcast(av.z, 6u)), bv, acc[22]);
-    acc[23] = fma(vec4f(subgroupBroadcast(av.z, 7u)), bv, acc[23]);
-    acc[24] = fma(vec4f(subgroupBroadcast(av.w, 0u)), bv, acc[24]);
-    acc[25] = fma(vec4f(subgroupBroadcast(av.w, 1u)), bv, acc[25]);
-    acc[26] = fma(vec4f(subgroupBroadcast(av.w, 2u)), bv, acc[26]);
-    acc[27] = fma(vec4f(subgroupBroadcast(av.w, 3u)), bv, acc[27]);
-    acc[28] = fma(vec4f(subgroupBroadcast(av.w, 4u)), bv, acc[28]);
-    acc[29] = fma(vec4f(subgroupBroadcast(av.w, 5u)), bv, acc[29]);
-    acc[30] = fma(vec4f(subgroupBroadcast(av.w, 6u)), bv, acc[30]);
-    acc[31] = fma(vec4f(subgroupBroadcast(av.w, 7u)), bv, acc[31]);
+  for (var k = split * params.k_chunk; k < k_end; k += K_STEP) {
+    if (K_STEP == 4u) {
+      let q = quad(k, k_end, row4s);
+      step8x4(&acc, rows4(l.rows, q), cols4v(col, q));
+    } else {
+      step8(&acc, rows_at(l.rows, k), b4[k * row4s + col]);
+    }
   }
   let bias_v = bias4(n0, 1u);
   for (var i = 0u; i < 32u; i++) {
@@ -220,3 +287,25 @@ fn matmul_subgroup8v(@builtin(local_invocation_index) li: u32, @builtin(subgroup
   }
 }
 
+@compute @workgroup_size(WG, 1, 1)
+fn matmul_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let l = lane_of(4u, li, s, wid, nwg);
+  let n0 = wid.x * 16u + 4u * s;
+  let col = min(n0, params.N - 4u) / 4u;
+  let row4s = params.b_k / 4u;
+  var acc: array<vec4f, 16>;
+  let split = split_of(wid);
+  let k_end = min(params.K, (split + 1u) * params.k_chunk);
+  for (var k = split * params.k_chunk; k < k_end; k += K_STEP) {
+    if (K_STEP == 4u) {
+      let q = quad(k, k_end, row4s);
+      step4x4(&acc, rows4(l.rows, q), cols4v(col, q));
+    } else {
+      step4(&acc, rows_at(l.rows, k), b4[k * row4s + col]);
+    }
+  }
+  let bias_v = bias4(n0, 1u);
+  for (var i = 0u; i < 16u; i++) {
+    store4(split, l.m0 + i, n0, 1u, acc[i], bias_v);
+  }
+}

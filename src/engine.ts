@@ -1,19 +1,21 @@
 // The engine: one device, its kernel registry and matmul choice, and the eager execution of dispatches.
 import { checkShape, flag, oneOf, optionsOf, shown } from "./args.ts";
 import { ConfigError, DataError, GpuError, ShapeError } from "./errors.ts";
-import { acquireGpu, checkGpuOptions, describeAdapter, GPU_OPTIONS, type Gpu, type GpuOptions } from "./gpu/device.ts";
+import { acquireGpu, checkGpuOptions, describeAdapter, GPU_OPTIONS, type AdapterReport, type Gpu, type GpuOptions } from "./gpu/device.ts";
 import { BufferUsage, MapMode, STORAGE_USAGE } from "./gpu/flags.ts";
 import { KernelRegistry, type Dispatch } from "./gpu/registry.ts";
-import { matmulVariants, type KernelContext, type MatmulVariant } from "./kernels.ts";
+import { MATMUL_TILES, matmulVariants, type KernelContext, type MatmulVariant } from "./kernels.ts";
 import { tunedMatmul } from "./tuning.ts";
 
 export interface EngineOptions extends GpuOptions {
   /**
    * Matmul implementation. "auto" (default): the variant measured fastest on this adapter, timed once
    * and cached per adapter (a file under ~/.cache/gradwgsl in Node, localStorage in the browser).
-   * "tiled", "direct", "subgroup8" or "subgroup4" pins one (a subgroup kernel needs an adapter whose
-   * subgroups have exactly that many lanes); "guess" skips measuring and checking (direct on CPU
-   * adapters, tiled on GPUs: a subgroup kernel is only chosen after its product was checked).
+   * "tiled", "direct", "subgroup8", "subgroup4", "subgroup8k4" or "subgroup4k4" pins one (a subgroup
+   * kernel needs an adapter whose subgroups have exactly that many lanes; k4 walks K four at a time,
+   * which SwiftShader runs faster, and is not measured on llvmpipe, where it is not faster and compiles
+   * 0.5 s longer); "guess" skips measuring and checking (direct on CPU adapters, tiled on GPUs: a
+   * subgroup kernel is only chosen after its product was checked).
    */
   matmul?: MatmulVariant | "auto" | "guess";
   /**
@@ -38,7 +40,12 @@ export interface EngineOptions extends GpuOptions {
   checkFinite?: boolean;
 }
 
-const MATMUL_CHOICES = ["auto", "guess", "tiled", "direct", "subgroup8", "subgroup4"] as const;
+/** Drivers that compile each pipeline at its first dispatch (llvmpipe) make every extra kernel part of the first step. */
+function compilesAtDispatch(report: AdapterReport): boolean {
+  return /llvmpipe/i.test(`${report.description} ${report.device}`);
+}
+
+const MATMUL_CHOICES = ["auto", "guess", ...(Object.keys(MATMUL_TILES) as MatmulVariant[])] as const;
 const DTYPES: readonly DType[] = ["f32", "u32"];
 
 /** Checks Engine.create's options (and compile's engineOptions) before anything is acquired. */
@@ -67,10 +74,8 @@ export class Engine implements KernelContext {
     this.kernels = new KernelRegistry(gpu.device);
     const m = options.matmul ?? "auto";
     this.matmulVariant = m === "auto" || m === "guess" ? (gpu.report.isCpu ? "direct" : "tiled") : m;
-    // Drivers that compile each pipeline at its first dispatch make every extra kernel part of the first step.
-    const compilesAtDispatch = /llvmpipe/i.test(`${gpu.report.description} ${gpu.report.device}`);
-    this.vec4 = options.vectors ?? !compilesAtDispatch;
-    this.fusion = options.fusion ?? !compilesAtDispatch;
+    this.vec4 = options.vectors ?? !compilesAtDispatch(gpu.report);
+    this.fusion = options.fusion ?? !compilesAtDispatch(gpu.report);
   }
 
   /**
@@ -88,6 +93,12 @@ export class Engine implements KernelContext {
     return matmulVariants(this.gpu.device, this.gpu.report.subgroupSizes);
   }
 
+  /** The variants matmul "auto" measures: those this device can run, less the k4 ones on llvmpipe, where they are no faster and compile 0.5 s longer, at the first step. */
+  get matmulCandidates(): MatmulVariant[] {
+    const can = this.matmulVariants;
+    return compilesAtDispatch(this.gpu.report) ? can.filter((v) => !MATMUL_TILES[v].constants.K_STEP) : can;
+  }
+
   /** Acquires a device (or wraps the one given in options.device) and settles the matmul variant. */
   static async create(options: EngineOptions = {}): Promise<Engine> {
     options = checkEngineOptions(options);
@@ -96,10 +107,10 @@ export class Engine implements KernelContext {
     const can = matmulVariants(gpu.device, gpu.report.subgroupSizes);
     if (m !== "auto" && m !== "guess" && !can.includes(m)) {
       if (!options.device) gpu.device.destroy();
-      throw new ConfigError(`Engine.create: matmul "${m}" cannot run on ${describeAdapter(gpu.report)}: it needs the "subgroups" feature with subgroups of exactly ${m.slice(8) || "?"} lanes (this adapter: ${gpu.report.subgroupSizes?.join("–") ?? "no subgroup size reported"}). Use "auto", or one of ${can.join(", ")}.`);
+      throw new ConfigError(`Engine.create: matmul "${m}" cannot run on ${describeAdapter(gpu.report)}: it needs the "subgroups" feature with subgroups of exactly ${MATMUL_TILES[m].lanes ?? "?"} lanes (this adapter: ${gpu.report.subgroupSizes?.join("–") ?? "no subgroup size reported"}). Use "auto", or one of ${can.join(", ")}.`);
     }
     const engine = new Engine(gpu, options);
-    if (m === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report, can)).variant;
+    if (m === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report, engine.matmulCandidates)).variant;
     return engine;
   }
 

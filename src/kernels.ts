@@ -3,6 +3,7 @@
 import { ConfigError } from "./errors.ts";
 import { windowUniforms, type WindowPlan } from "./geometry.ts";
 import { Dispatch, grid1d, type Binding, type KernelRegistry } from "./gpu/registry.ts";
+import { addShaderSource } from "./gpu/shaders.ts";
 
 export type Activation = "linear" | "relu" | "sigmoid" | "tanh";
 export const ACTIVATIONS: readonly Activation[] = ["linear", "relu", "sigmoid", "tanh"];
@@ -23,28 +24,32 @@ export const ELEMENTS = 4;
 /**
  * Matmul implementation: workgroup-memory tiles (GPUs), barrier-free register blocks (CPU drivers), or
  * register blocks shared across a subgroup of 8 or 4 SIMD lanes (CPU drivers that offer subgroups of
- * that size: lavapipe 8, SwiftShader 4).
+ * that size: lavapipe 8, SwiftShader 4), stepping K one at a time or, k4, four at a time (SwiftShader
+ * stores an accumulator under the lane mask at every write; lavapipe keeps it in a register).
  */
-export type MatmulVariant = "tiled" | "direct" | "subgroup8" | "subgroup4";
+export type MatmulVariant = "tiled" | "direct" | "subgroup8" | "subgroup4" | "subgroup8k4" | "subgroup4k4";
 
 /**
- * Per variant: its shader entry point (`matmul_<variant>` in `file`), the block of C (rows × cols) one
- * workgroup covers, and its pipeline constants. tiled and direct give each invocation a 4×4 or 8×8 block
- * of a (WG_Y, WG_X) workgroup; BK is the depth the tiled kernel stages per barrier; subgroup<SG> gives
- * each subgroup 4·SG × 4·SG, WG / SG subgroups per workgroup.
+ * Per variant: its shader entry point (in `file`; a subgroup variant's "v" twin reads op(B) as vec4s),
+ * the subgroup size it needs, the block of C (rows × cols) one workgroup covers, and its pipeline
+ * constants. tiled and direct give each invocation a 4×4 or 8×8 block of a (WG_Y, WG_X) workgroup; BK is
+ * the depth the tiled kernel stages per barrier; a subgroup variant gives each subgroup 4·SG × 4·SG,
+ * WG / SG subgroups per workgroup, and walks K in steps of K_STEP.
  */
-export const MATMUL_TILES: Record<MatmulVariant, { file: "matmul.wgsl" | "matmul_subgroup.wgsl"; rows: number; cols: number; constants: Record<string, number> }> = {
-  tiled: { file: "matmul.wgsl", rows: 64, cols: 64, constants: { WG_X: 16, WG_Y: 16, BK: 16 } },
-  direct: { file: "matmul.wgsl", rows: 32, cols: 32, constants: { WG_X: 4, WG_Y: 4 } },
-  subgroup8: { file: "matmul_subgroup.wgsl", rows: 32, cols: 32, constants: { WG: 8 } },
-  subgroup4: { file: "matmul_subgroup.wgsl", rows: 32, cols: 16, constants: { WG: 8 } },
+export const MATMUL_TILES: Record<MatmulVariant, { file: "matmul.wgsl" | "matmul_subgroup.wgsl"; entry: string; lanes?: number; rows: number; cols: number; constants: Record<string, number> }> = {
+  tiled: { file: "matmul.wgsl", entry: "matmul_tiled", rows: 64, cols: 64, constants: { WG_X: 16, WG_Y: 16, BK: 16 } },
+  direct: { file: "matmul.wgsl", entry: "matmul_direct", rows: 32, cols: 32, constants: { WG_X: 4, WG_Y: 4 } },
+  subgroup8: { file: "matmul_subgroup.wgsl", entry: "matmul_subgroup8", lanes: 8, rows: 32, cols: 32, constants: { WG: 8 } },
+  subgroup4: { file: "matmul_subgroup.wgsl", entry: "matmul_subgroup4", lanes: 4, rows: 32, cols: 16, constants: { WG: 8 } },
+  subgroup8k4: { file: "matmul_subgroup.wgsl", entry: "matmul_subgroup8", lanes: 8, rows: 32, cols: 32, constants: { WG: 8, K_STEP: 4 } },
+  subgroup4k4: { file: "matmul_subgroup.wgsl", entry: "matmul_subgroup4", lanes: 4, rows: 32, cols: 16, constants: { WG: 8, K_STEP: 4 } },
 };
 
-/** The variants this device can run: a subgroup one only where it has the feature and subgroups of exactly its size. */
+/** The variants this device can run: the subgroup ones only where it has the feature and subgroups of exactly their size. */
 export function matmulVariants(device: GPUDevice, subgroupSizes?: readonly [number, number]): MatmulVariant[] {
   const [min, max] = subgroupSizes ?? [0, 0];
-  const lanes = device.features.has("subgroups") && min === max ? ({ 8: "subgroup8", 4: "subgroup4" } as Record<number, MatmulVariant>)[min] : undefined;
-  return lanes ? ["tiled", "direct", lanes] : ["tiled", "direct"];
+  const lanes = device.features.has("subgroups") && min === max ? min : 0;
+  return (Object.keys(MATMUL_TILES) as MatmulVariant[]).filter((v) => (MATMUL_TILES[v].lanes ?? lanes) === lanes);
 }
 
 export interface KernelContext {
@@ -87,13 +92,18 @@ export const accumulating = (on: boolean | undefined): { ACCUMULATE?: number } =
 /** c (M, N) (+)= act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
 export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
   const variant = ctx.matmulVariant;
-  const { file, rows, cols, constants } = tileFor(variant, s.M);
+  const { file, entry, lanes, rows, cols, constants } = tileFor(variant, s.M);
   // A subgroup kernel reads op(B) as vec4s along N where B is not transposed and N is a multiple of 4
   // (matmul_subgroup<SG>v, with the vec4 twins: SwiftShader's dense forward and dW 11–18% faster).
-  const vec4B = ctx.vec4 !== false && variant.startsWith("subgroup") && !s.transB && s.N % 4 === 0;
+  const vec4B = ctx.vec4 !== false && lanes !== undefined && !s.transB && s.N % 4 === 0;
   // One pipeline per variant (two where a gradient accumulates): transposes are strides and the epilogue is a uniform (see matmul.wgsl).
-  const k = await ctx.kernels.kernel(file, `matmul_${variant}${vec4B ? "v" : ""}`, { ...constants, ...accumulating(s.accumulate) });
   const kChunk = Math.ceil(s.K / split);
+  // A k4 variant walks K four at a time, wasting the surplus of its last step: a chunk of K < 16 (a
+  // convolution's K = 9) runs one at a time.
+  const { K_STEP, ...rest } = constants;
+  const kStep: Record<string, number> = K_STEP !== undefined && kChunk >= 16 ? { K_STEP } : {};
+  if (lanes) await loadSubgroupShader();
+  const k = await ctx.kernels.kernel(file, `${entry}${vec4B ? "v" : ""}`, { ...rest, ...kStep, ...accumulating(s.accumulate) });
   const splits = Math.ceil(s.K / kChunk);
   if (splits > 1 && s.accumulate) throw new ConfigError(`${label}: split partial products cannot accumulate; use matmulSplitK, whose sum of splits can`);
   // Row blocks past the grid limit fold into z beside the splits (matmul.wgsl's row_block).
@@ -111,6 +121,11 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
   return new Dispatch(ctx.kernels.device, k, vec4B ? { a, b4: b, c, bias } : { a, b, c, bias }, grid, uniforms, label);
 }
 
+/** Adds the subgroup matmul's shader to shaderSources; the core loads it on first use (src/kernels/matmul_subgroup.ts). */
+export async function loadSubgroupShader(): Promise<void> {
+  addShaderSource("matmul_subgroup.wgsl", (await import("./kernels/matmul_subgroup.ts")).default);
+}
+
 /**
  * The variant's tile for a product of M rows. A subgroup variant whose workgroup stacks several subgroups
  * along rows takes one subgroup per workgroup where one covers M: the others would compute nothing but
@@ -119,7 +134,7 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
  */
 function tileFor(variant: MatmulVariant, M: number): (typeof MATMUL_TILES)[MatmulVariant] {
   const tile = MATMUL_TILES[variant];
-  const lanes = { subgroup8: 8, subgroup4: 4 }[variant as string];
+  const lanes = tile.lanes;
   if (!lanes || tile.constants.WG === lanes || M > 4 * lanes) return tile;
   return { ...tile, rows: 4 * lanes, constants: { ...tile.constants, WG: lanes } };
 }

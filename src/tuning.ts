@@ -7,7 +7,7 @@ import { GpuError } from "./errors.ts";
 import type { KernelRegistry } from "./gpu/registry.ts";
 import { matmul, type MatmulVariant } from "./kernels.ts";
 
-const KEY = "gradwgsl.matmul-tuning.v4";
+const KEY = "gradwgsl.matmul-tuning.v5";
 
 function adapterKey(r: AdapterReport): string {
   return `${r.runtime}|${r.vendor}|${r.architecture}|${r.device}|${r.description}`;
@@ -26,7 +26,7 @@ async function store(): Promise<Store> {
       set: async (all) => ls.setItem(KEY, JSON.stringify(all)),
     };
   }
-  if (typeof process !== "undefined" && process.versions?.node) return (await nodeOnly()).cacheFile<Record<string, MatmulVariant>>("matmul-tuning.v4.json");
+  if (typeof process !== "undefined" && process.versions?.node) return (await nodeOnly()).cacheFile<Record<string, MatmulVariant>>("matmul-tuning.v5.json");
   return { get: async () => ({}), set: async () => undefined };
 }
 

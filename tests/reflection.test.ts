@@ -9,8 +9,11 @@ import { WgslReflect } from "wgsl_reflect";
 import { REFLECT_COMMAND, TABLE_PATH, reflectShader, reflectShaders } from "../scripts/reflect-shaders.mts";
 import { shaderReflection } from "../src/gpu/reflection.generated.ts";
 import { shaderSources } from "../src/gpu/shaders.ts";
-// The shaders the core loads on first use add themselves to shaderSources when their module loads.
+// The shaders the core loads on first use join shaderSources when their module loads (conv_pool.ts) or
+// when the core loads them (the subgroup matmul's).
 import "../src/kernels/conv_pool.ts";
+import { loadSubgroupShader } from "../src/kernels.ts";
+await loadSubgroupShader();
 import { packReflection, unpackReflection } from "../src/gpu/reflection_pack.ts";
 import { mangleWgsl, shippedReflection, shipShaders, wgslRenaming } from "../src/gpu/wgsl_mangle.ts";
 import { assemble, fingerprint, minifyWgsl, type ReflectionTable, type ShaderReflection } from "../src/gpu/wgsl_source.ts";

@@ -7,12 +7,16 @@ import { KernelRegistry } from "../src/gpu/registry.ts";
 import { ConfigError, ShaderCompileError } from "../src/errors.ts";
 import { shaderReflection } from "../src/gpu/reflection.generated.ts";
 import { shaderSources, type ShaderFile } from "../src/gpu/shaders.ts";
-// The shaders the core loads on first use add themselves to shaderSources when their module loads.
+// The shaders the core loads on first use join shaderSources when their module loads (conv_pool.ts) or
+// when the core loads them (the subgroup matmul's).
 import "../src/kernels/conv_pool.ts";
+import { loadSubgroupShader } from "../src/kernels.ts";
 import { shippedReflection, shipShaders } from "../src/gpu/wgsl_mangle.ts";
 import { reflectShaders } from "../scripts/reflect-shaders.mts";
 import { gpuEngine } from "./gpu_helpers.ts";
 import type { Engine } from "../src/engine.ts";
+
+await loadSubgroupShader();
 
 let engine: Engine | undefined;
 afterAll(() => engine?.dispose());

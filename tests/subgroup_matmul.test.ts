@@ -1,8 +1,9 @@
 // The subgroup matmul on both CPU drivers here, whatever adapter the other tests use: 8 lanes on lavapipe
-// (subgroup8), 4 on SwiftShader (subgroup4), each with and without the vec4 kernels (EngineOptions.vectors:
-// then a B that is not transposed, N a multiple of 4, is read as vec4s by matmul_subgroup<SG>v). Each
-// driver must offer the kernel written for its subgroup size and no other, and the kernel must match the
-// reference on ragged shapes, every transpose, the fused epilogue, accumulation and split-K.
+// (subgroup8), 4 on SwiftShader (subgroup4), each stepping K by 1 and by 4 (k4), each with and without the
+// vec4 kernels (EngineOptions.vectors: then a B that is not transposed, N a multiple of 4, is read as
+// vec4s by matmul_subgroup<SG>v). Each driver must offer the kernels written for its subgroup size and no
+// other, and each kernel must match the reference on ragged shapes (K short, so that k4 steps by 1, or
+// not a multiple of 4), every transpose, the fused epilogue, accumulation and split-K with ragged chunks.
 import { afterAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/engine.ts";
 import { variantWorks } from "../src/autotune.ts";
@@ -15,8 +16,12 @@ import { expectRelClose } from "./gpu_helpers.ts";
 const DRIVERS = [
   { adapter: "lavapipe", variant: "subgroup8", vectors: true },
   { adapter: "lavapipe", variant: "subgroup8", vectors: false },
+  { adapter: "lavapipe", variant: "subgroup8k4", vectors: true },
+  { adapter: "lavapipe", variant: "subgroup8k4", vectors: false },
   { adapter: "swiftshader", variant: "subgroup4", vectors: true },
   { adapter: "swiftshader", variant: "subgroup4", vectors: false },
+  { adapter: "swiftshader", variant: "subgroup4k4", vectors: true },
+  { adapter: "swiftshader", variant: "subgroup4k4", vectors: false },
 ] as const;
 
 let seed = 7000;
@@ -26,9 +31,10 @@ describe.each(DRIVERS)("subgroup matmul on $adapter (vec4 kernels: $vectors)", (
   const get = async () => (engine ??= await Engine.create({ adapter, matmul: variant, poisonOutputs: true, vectors }));
   afterAll(() => engine?.dispose());
 
-  it(`offers ${variant} and no other subgroup kernel`, async () => {
+  const lanes = adapter === "lavapipe" ? 8 : 4;
+  it(`offers the ${lanes}-lane kernels and no other subgroup kernel`, async () => {
     const e = await get();
-    expect(e.matmulVariants.filter((v) => v.startsWith("subgroup"))).toEqual([variant]);
+    expect(e.matmulVariants.filter((v) => v.startsWith("subgroup"))).toEqual([`subgroup${lanes}`, `subgroup${lanes}k4`]);
     expect(e.matmulVariant).toBe(variant);
   });
 
@@ -37,7 +43,7 @@ describe.each(DRIVERS)("subgroup matmul on $adapter (vec4 kernels: $vectors)", (
   // driver, fails it, and the right one passes.
   it("tuning's product check fails the kernel written for the other subgroup size", async () => {
     const e = await get();
-    const other = variant === "subgroup8" ? "subgroup4" : "subgroup8";
+    const other = variant.replace(/subgroup[48]/, lanes === 8 ? "subgroup4" : "subgroup8") as K.MatmulVariant;
     expect(await variantWorks(e.kernels, variant, K.matmul)).toBe(true);
     expect(await variantWorks(e.kernels, other, K.matmul)).toBe(false);
   });
@@ -79,5 +85,16 @@ describe.each(DRIVERS)("subgroup matmul on $adapter (vec4 kernels: $vectors)", (
     const [at, dzt, c, partials] = [e.tensor(a, [Kd, M]), e.tensor(dz, [Kd, N]), e.empty([M, N]), e.empty([splits * M * N])];
     await e.run(await K.matmulSplitK(e, at.buffer, dzt.buffer, c.buffer, partials.buffer, { M, N, K: Kd, transA: true }, splits));
     expectRelClose(await c.read(), ref.matmul(a, dz, M, N, Kd, true, false), 1e-4, "dW");
+  });
+
+  // Chunks of 1667 k (not a multiple of 4: a k4 kernel's last step in each chunk is partial, and the
+  // next chunk starts off the 4-grid), the last one shorter.
+  it("split-K with ragged chunks: 37×5001·(5001×36) in 3", async () => {
+    const e = await get();
+    const [M, Kd, N] = [37, 5001, 36];
+    const [a, b] = [randomArray(M * Kd, seed++), randomArray(Kd * N, seed++)];
+    const [at, bt, c, partials] = [e.tensor(a, [M, Kd]), e.tensor(b, [Kd, N]), e.empty([M, N]), e.empty([3 * M * N])];
+    await e.run(await K.matmulSplitK(e, at.buffer, bt.buffer, c.buffer, partials.buffer, { M, N, K: Kd }, 3));
+    expectRelClose(await c.read(), ref.matmul(a, b, M, N, Kd), 1e-4, "C");
   });
 });

@@ -844,8 +844,8 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "5b4add90",
-    "overrides": { "WG": 16, "ACCUMULATE": false },
+    "fingerprint": "1fd0c753",
+    "overrides": { "WG": 16, "K_STEP": 1, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
         "bindings": [
@@ -901,7 +901,7 @@ export const shaderReflection: ReflectionTable = {
         },
         "workgroupSize": ["WG", 1, 1],
       },
-      "matmul_subgroup4v": {
+      "matmul_subgroup8v": {
         "bindings": [
           { "name": "params", "binding": 0, "type": "uniform" },
           { "name": "a", "binding": 1, "type": "storage" },
@@ -928,7 +928,7 @@ export const shaderReflection: ReflectionTable = {
         },
         "workgroupSize": ["WG", 1, 1],
       },
-      "matmul_subgroup8v": {
+      "matmul_subgroup4v": {
         "bindings": [
           { "name": "params", "binding": 0, "type": "uniform" },
           { "name": "a", "binding": 1, "type": "storage" },

@@ -17,7 +17,6 @@ import libIndex from "../../shaders/lib/index.wgsl?raw";
 import libMatmulIo from "../../shaders/lib/matmul_io.wgsl?raw";
 import loss from "../../shaders/loss.wgsl?raw";
 import matmul from "../../shaders/matmul.wgsl?raw";
-import matmulSubgroup from "../../shaders/matmul_subgroup.wgsl?raw";
 import optimizer from "../../shaders/optimizer.wgsl?raw";
 import pool from "../../shaders/pool.wgsl?raw";
 import softmaxXent from "../../shaders/softmax_xent.wgsl?raw";
@@ -43,7 +42,6 @@ export const shaderSources: Readonly<Record<string, string>> = {
   "lib/matmul_io.wgsl": libMatmulIo,
   "loss.wgsl": loss,
   "matmul.wgsl": matmul,
-  "matmul_subgroup.wgsl": matmulSubgroup,
   "optimizer.wgsl": optimizer,
   "pool.wgsl": pool,
   "softmax_xent.wgsl": softmaxXent,
@@ -52,7 +50,8 @@ export const shaderSources: Readonly<Record<string, string>> = {
 
 /**
  * Adds a shader the core does not bundle: code the core loads on first use (src/kernels/conv_pool.ts,
- * the fused convolution and pooling) brings its shader and adds it before its first dispatch.
+ * the fused convolution and pooling; src/kernels/matmul_subgroup.ts, the CPU drivers' subgroup matmul)
+ * brings its shader and adds it before its first dispatch.
  */
 export function addShaderSource(file: string, code: string): void {
   (shaderSources as Record<string, string>)[file] ??= code;
