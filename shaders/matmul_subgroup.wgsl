@@ -309,3 +309,196 @@ fn matmul_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgroup
     store4(split, l.m0 + i, n0, 1u, acc[i], bias_v);
   }
 }
+
+// Implicit GEMM: a convolution as the product of its im2col columns (B·OH·OW, KH·KW·C) and the filters
+// (KH·KW·C, F), with the columns read straight from the input x (NHWC, binding a), so they are never
+// written (im2col.wgsl's layout: column (ky·KW + kx)·C + c). conv_subgroup<SG>v computes the forward
+// product (rows: output pixels; K walked tap by tap, each tap a run of C contiguous channels);
+// conv_dw_subgroup<SG>v the filter gradient, columnsᵀ · dz (rows: the K taps × channels; the output
+// pixels of its split-K chunk walked one output row at a time, each a run along x). Only the vec4-B
+// form: the filters and dz are read as vec4s along F, a multiple of 4. In a run the lane's rows read x
+// at base + t·stride, zero where the pixel is outside the image: `ok` (rows) and ix + t·ix_step in
+// [0, W) (columns). The uniforms are matmul's with the convolution's geometry (lib/matmul_io.wgsl).
+
+// The lane's 4 rows at run steps t .. t + 3 (columns of the result: rows; components: steps), zero past
+// the run's `len` steps or outside the image.
+fn run_row4(base: i32, ok: bool, ix: i32, t: u32, len: u32, stride: i32, ix_step: i32) -> vec4f {
+  let ts = vec4u(t) + vec4u(0u, 1u, 2u, 3u);
+  let at = vec4i(min(ts, vec4u(len - 1u)));
+  let live = (ts < vec4u(len)) & vec4<bool>(ok) & (vec4u(vec4i(ix) + at * ix_step) < vec4u(params.W));
+  let o = vec4u(max(vec4i(base) + at * stride, vec4i(0)));
+  return select(vec4f(0.0), vec4f(a[o.x], a[o.y], a[o.z], a[o.w]), live);
+}
+
+fn run_rows4(base: vec4i, ok: vec4<bool>, ix: vec4i, t: u32, len: u32, stride: i32, ix_step: i32) -> mat4x4f {
+  return mat4x4f(run_row4(base.x, ok.x, ix.x, t, len, stride, ix_step), run_row4(base.y, ok.y, ix.y, t, len, stride, ix_step), run_row4(base.z, ok.z, ix.z, t, len, stride, ix_step), run_row4(base.w, ok.w, ix.w, t, len, stride, ix_step));
+}
+
+// The lane's 4 rows at run step t.
+fn run_rows1(base: vec4i, ok: vec4<bool>, ix: vec4i, t: u32, stride: i32, ix_step: i32) -> vec4f {
+  let live = ok & (vec4u(ix + vec4i(i32(t) * ix_step)) < vec4u(params.W));
+  let o = vec4u(max(base + vec4i(i32(t) * stride), vec4i(0)));
+  return select(vec4f(0.0), vec4f(a[o.x], a[o.y], a[o.z], a[o.w]), live);
+}
+
+// One run of `len` steps into the accumulators: op(B)'s rows r0 .. r0 + len - 1 (vec4 `col` of each).
+// (The run's uniform values are parameters of their own: the broadcasts need the loop seen as uniform.)
+fn run4v(acc: ptr<function, array<vec4f, 16>>, base: vec4i, ok: vec4<bool>, ix: vec4i, r0: u32, len: u32, stride: i32, ix_step: i32, col: u32) {
+  let row4s = params.b_k / 4u;
+  for (var t = 0u; t < len; t += K_STEP) {
+    if (K_STEP == 4u) {
+      step4x4(acc, run_rows4(base, ok, ix, t, len, stride, ix_step), cols4v(col, quad(r0 + t, r0 + len, row4s)));
+    } else {
+      step4(acc, run_rows1(base, ok, ix, t, stride, ix_step), b4[(r0 + t) * row4s + col]);
+    }
+  }
+}
+
+fn run8v(acc: ptr<function, array<vec4f, 32>>, base: vec4i, ok: vec4<bool>, ix: vec4i, r0: u32, len: u32, stride: i32, ix_step: i32, col: u32) {
+  let row4s = params.b_k / 4u;
+  for (var t = 0u; t < len; t += K_STEP) {
+    if (K_STEP == 4u) {
+      step8x4(acc, run_rows4(base, ok, ix, t, len, stride, ix_step), cols4v(col, quad(r0 + t, r0 + len, row4s)));
+    } else {
+      step8(acc, run_rows1(base, ok, ix, t, stride, ix_step), b4[(r0 + t) * row4s + col]);
+    }
+  }
+}
+
+// The forward's rows: output pixels m0 + s + lanes·i (clamped), as their first input row and column
+// under the window and the offset of that pixel in x (channel 0; outside the image where padded).
+struct Pixels { iy: vec4i, ix: vec4i, base: vec4i }
+
+fn pixels_of(first: u32, lanes: u32) -> Pixels {
+  let m = min(vec4u(first) + vec4u(0u, 1u, 2u, 3u) * lanes, vec4u(params.M - 1u));
+  let ox = m % params.OW;
+  let row = m / params.OW;
+  let iy = vec4i((row % params.OH) * params.SH) - i32(params.PT);
+  let ix = vec4i(ox * params.SW) - i32(params.PL);
+  let base = ((vec4i(row / params.OH * params.H) + iy) * i32(params.W) + ix) * i32(params.C);
+  return Pixels(iy, ix, base);
+}
+
+// The filter gradient's rows: taps × channels k0 + s + lanes·i (clamped), as (ky, kx) and the offset
+// (ky·W + kx)·C + c of the tap in x relative to the window's first pixel.
+struct Taps { ky: vec4i, kx: vec4i, off: vec4i }
+
+fn taps_of(first: u32, lanes: u32) -> Taps {
+  let k = min(vec4u(first) + vec4u(0u, 1u, 2u, 3u) * lanes, vec4u(params.M - 1u));
+  let tap = k / params.C;
+  let kx = tap % params.KW;
+  let ky = tap / params.KW;
+  return Taps(vec4i(ky), vec4i(kx), vec4i((ky * params.W + kx) * params.C + k % params.C));
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn conv_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let l = lane_of(4u, li, s, wid, nwg);
+  let n0 = wid.x * 16u + 4u * s;
+  let col = min(n0, params.N - 4u) / 4u;
+  let px = pixels_of(l.m0 + s, 4u);
+  var acc: array<vec4f, 16>;
+  for (var ky = 0u; ky < params.KH; ky++) {
+    for (var kx = 0u; kx < params.KW; kx++) {
+      let ok = (vec4u(px.iy + i32(ky)) < vec4u(params.H)) & (vec4u(px.ix + i32(kx)) < vec4u(params.W));
+      run4v(&acc, px.base + i32((ky * params.W + kx) * params.C), ok, vec4i(0), (ky * params.KW + kx) * params.C, params.C, 1, 0, col);
+    }
+  }
+  let bias_v = bias4(n0, 1u);
+  for (var i = 0u; i < 16u; i++) {
+    store4(0u, l.m0 + i, n0, 1u, acc[i], bias_v);
+  }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn conv_subgroup8v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let l = lane_of(8u, li, s, wid, nwg);
+  let n0 = wid.x * 32u + 4u * s;
+  let col = min(n0, params.N - 4u) / 4u;
+  let px = pixels_of(l.m0 + s, 8u);
+  var acc: array<vec4f, 32>;
+  for (var ky = 0u; ky < params.KH; ky++) {
+    for (var kx = 0u; kx < params.KW; kx++) {
+      let ok = (vec4u(px.iy + i32(ky)) < vec4u(params.H)) & (vec4u(px.ix + i32(kx)) < vec4u(params.W));
+      run8v(&acc, px.base + i32((ky * params.W + kx) * params.C), ok, vec4i(0), (ky * params.KW + kx) * params.C, params.C, 1, 0, col);
+    }
+  }
+  let bias_v = bias4(n0, 1u);
+  for (var i = 0u; i < 32u; i++) {
+    store4(0u, l.m0 + i, n0, 1u, acc[i], bias_v);
+  }
+}
+
+// Output pixel m as (ox, oy, item), and the first pixel of the next output row: the filter gradient
+// divides once per chunk, not once per row (integer division is scalar per lane on CPU drivers).
+fn first_pixel(m: u32) -> vec3u {
+  let row = m / params.OW;
+  return vec3u(m % params.OW, row % params.OH, row / params.OH);
+}
+
+fn next_row(px: vec3u) -> vec3u {
+  if (px.y + 1u == params.OH) {
+    return vec3u(0u, 0u, px.z + 1u);
+  }
+  return vec3u(0u, px.y + 1u, px.z);
+}
+
+// The filter gradient over output pixels [m, m_end) of a chunk, one output row at a time: in a row the
+// lane's taps read x at a stride of SW·C, and a tap's column leaves the image where padded.
+@compute @workgroup_size(WG, 1, 1)
+fn conv_dw_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let l = lane_of(4u, li, s, wid, nwg);
+  let n0 = wid.x * 16u + 4u * s;
+  let col = min(n0, params.N - 4u) / 4u;
+  let taps = taps_of(l.m0 + s, 4u);
+  var acc: array<vec4f, 16>;
+  let split = split_of(wid);
+  let m_end = min(params.K, (split + 1u) * params.k_chunk);
+  var m = split * params.k_chunk;
+  var px = first_pixel(m);
+  loop {
+    if (m >= m_end) {
+      break;
+    }
+    let len = min(m_end - m, params.OW - px.x);
+    let y0 = i32(px.y * params.SH) - i32(params.PT);
+    let x0 = i32(px.x * params.SW) - i32(params.PL);
+    let first = ((i32(px.z * params.H) + y0) * i32(params.W) + x0) * i32(params.C);
+    run4v(&acc, vec4i(first) + taps.off, vec4u(taps.ky + y0) < vec4u(params.H), taps.kx + x0, m, len, i32(params.SW * params.C), i32(params.SW), col);
+    m += len;
+    px = next_row(px);
+  }
+  let bias_v = bias4(n0, 1u);
+  for (var i = 0u; i < 16u; i++) {
+    store4(split, l.m0 + i, n0, 1u, acc[i], bias_v);
+  }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn conv_dw_subgroup8v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) s: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let l = lane_of(8u, li, s, wid, nwg);
+  let n0 = wid.x * 32u + 4u * s;
+  let col = min(n0, params.N - 4u) / 4u;
+  let taps = taps_of(l.m0 + s, 8u);
+  var acc: array<vec4f, 32>;
+  let split = split_of(wid);
+  let m_end = min(params.K, (split + 1u) * params.k_chunk);
+  var m = split * params.k_chunk;
+  var px = first_pixel(m);
+  loop {
+    if (m >= m_end) {
+      break;
+    }
+    let len = min(m_end - m, params.OW - px.x);
+    let y0 = i32(px.y * params.SH) - i32(params.PT);
+    let x0 = i32(px.x * params.SW) - i32(params.PL);
+    let first = ((i32(px.z * params.H) + y0) * i32(params.W) + x0) * i32(params.C);
+    run8v(&acc, vec4i(first) + taps.off, vec4u(taps.ky + y0) < vec4u(params.H), taps.kx + x0, m, len, i32(params.SW * params.C), i32(params.SW), col);
+    m += len;
+    px = next_row(px);
+  }
+  let bias_v = bias4(n0, 1u);
+  for (var i = 0u; i < 32u; i++) {
+    store4(split, l.m0 + i, n0, 1u, acc[i], bias_v);
+  }
+}

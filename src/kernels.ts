@@ -91,19 +91,44 @@ export const accumulating = (on: boolean | undefined): { ACCUMULATE?: number } =
 
 /** c (M, N) (+)= act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
 export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
+  return product(ctx, a, b, c, s, label, split);
+}
+
+/** The convolution geometry of a matmul (lib/matmul_io.wgsl's Params): none. */
+const NO_CONV = { H: 0, W: 0, C: 0, KH: 0, KW: 0, SH: 0, SW: 0, PT: 0, PL: 0, OH: 0, OW: 0 };
+
+/**
+ * A product of the subgroup kernels' implicit GEMM (matmul_subgroup.wgsl's conv_* entries): the
+ * convolution's columns are read from its input, never written.
+ */
+interface Implicit {
+  entry: "conv" | "conv_dw";
+  p: WindowPlan;
+}
+
+/** Whether the implicit-GEMM convolution runs on this context: a subgroup matmul, the vec4 kernels, and F a multiple of 4. */
+export function implicitConvFits(ctx: KernelContext, F: number): boolean {
+  return MATMUL_TILES[ctx.matmulVariant].lanes !== undefined && ctx.vec4 !== false && F % 4 === 0;
+}
+
+async function product(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label: string, split: number, implicit?: Implicit): Promise<Dispatch> {
   const variant = ctx.matmulVariant;
   const { file, entry, lanes, rows, cols, constants } = tileFor(variant, s.M);
   // A subgroup kernel reads op(B) as vec4s along N where B is not transposed and N is a multiple of 4
   // (matmul_subgroup<SG>v, with the vec4 twins: SwiftShader's dense forward and dW 11–18% faster).
   const vec4B = ctx.vec4 !== false && lanes !== undefined && !s.transB && s.N % 4 === 0;
+  if (implicit && (!vec4B || s.transA || s.transB)) throw new ConfigError(`${label}: the implicit-GEMM convolution needs a subgroup matmul, the vec4 kernels and F a multiple of 4 (implicitConvFits)`);
   // One pipeline per variant (two where a gradient accumulates): transposes are strides and the epilogue is a uniform (see matmul.wgsl).
   const kChunk = Math.ceil(s.K / split);
   // A k4 variant walks K four at a time, wasting the surplus of its last step: a chunk of K < 16 (a
-  // convolution's K = 9) runs one at a time.
+  // convolution's K = 9) runs one at a time, and so does an implicit convolution whose runs (C
+  // channels forward, OW pixels for dW) are short and not a multiple of 4.
+  const run = implicit ? (implicit.entry === "conv" ? implicit.p.C : implicit.p.OW) : kChunk;
   const { K_STEP, ...rest } = constants;
-  const kStep: Record<string, number> = K_STEP !== undefined && kChunk >= 16 ? { K_STEP } : {};
+  const kStep: Record<string, number> = K_STEP !== undefined && (run >= 16 || (implicit !== undefined && run % 4 === 0)) ? { K_STEP } : {};
   if (lanes) await loadSubgroupShader();
-  const k = await ctx.kernels.kernel(file, `${entry}${vec4B ? "v" : ""}`, { ...rest, ...kStep, ...accumulating(s.accumulate) });
+  const name = implicit ? `${implicit.entry}_subgroup${lanes}v` : `${entry}${vec4B ? "v" : ""}`;
+  const k = await ctx.kernels.kernel(file, name, { ...rest, ...kStep, ...accumulating(s.accumulate) });
   const splits = Math.ceil(s.K / kChunk);
   if (splits > 1 && s.accumulate) throw new ConfigError(`${label}: split partial products cannot accumulate; use matmulSplitK, whose sum of splits can`);
   // Row blocks past the grid limit fold into z beside the splits (matmul.wgsl's row_block).
@@ -116,9 +141,30 @@ export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Bind
     b_k: s.transB ? 1 : s.N,
     b_n: s.transB ? s.K : 1,
   };
-  const uniforms = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits, ...strides, has_bias: s.bias ? 1 : 0, act: activationCode(s.act) };
+  const p = implicit?.p;
+  const conv = p ? { H: p.H, W: p.W, C: p.C, KH: p.KH, KW: p.KW, SH: p.SH, SW: p.SW, PT: p.PT, PL: p.PL, OH: p.OH, OW: p.OW } : NO_CONV;
+  const uniforms = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits, ...strides, has_bias: s.bias ? 1 : 0, act: activationCode(s.act), ...conv };
   const bias = s.bias ?? ctx.kernels.placeholder;
   return new Dispatch(ctx.kernels.device, k, vec4B ? { a, b4: b, c, bias } : { a, b, c, bias }, grid, uniforms, label);
+}
+
+/**
+ * y (B·OH·OW, F) = act(conv(x, w) + bias), x (B, H, W, C) NHWC, w (KH·KW·C, F): the product of x's
+ * im2col columns and w with the columns read from x (implicit GEMM; implicitConvFits must hold).
+ */
+export async function convGemm(ctx: KernelContext, x: Binding, w: Binding, y: Binding, p: WindowPlan, F: number, epilogue: { bias?: Binding; act?: Activation }, label = "conv"): Promise<Dispatch> {
+  return product(ctx, x, w, y, { M: p.B * p.OH * p.OW, N: F, K: p.KH * p.KW * p.C, ...epilogue }, label, 1, { entry: "conv", p });
+}
+
+/**
+ * dw (KH·KW·C, F) (+)= columns(x)ᵀ · dz, dz (B·OH·OW, F), the columns read from x; split > 1 writes
+ * split partial products to `partials` and sums them into dw (as matmulSplitK).
+ */
+export async function convGemmDw(ctx: KernelContext, x: Binding, dz: Binding, dw: Binding, partials: Binding, p: WindowPlan, F: number, split: number, accumulate = false, label = "conv dW"): Promise<Dispatch[]> {
+  const s = { M: p.KH * p.KW * p.C, N: F, K: p.B * p.OH * p.OW };
+  if (split <= 1) return [await product(ctx, x, dz, dw, { ...s, accumulate }, label, 1, { entry: "conv_dw", p })];
+  const partial = await product(ctx, x, dz, partials, s, `${label} (split-K)`, split, { entry: "conv_dw", p });
+  return [partial, await sumSplits(ctx, partials, dw, s.M * s.N, Math.ceil(s.K / Math.ceil(s.K / split)), accumulate, `${label} (sum of splits)`)];
 }
 
 /** Adds the subgroup matmul's shader to shaderSources; the core loads it on first use (src/kernels/matmul_subgroup.ts). */

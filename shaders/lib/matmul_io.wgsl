@@ -14,6 +14,11 @@ struct Params {
   b_n: u32,
   has_bias: u32,
   act: u32,
+  // The convolution of matmul_subgroup.wgsl's implicit-GEMM entries (conv_*; zero for a matmul): input
+  // (H, W, C) per item, window, strides, padding before, output size.
+  H: u32, W: u32, C: u32,
+  KH: u32, KW: u32, SH: u32, SW: u32,
+  PT: u32, PL: u32, OH: u32, OW: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

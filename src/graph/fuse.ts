@@ -3,11 +3,12 @@
 // summaries and the unpacked diagnostic plan still see every tensor); only the plan's node list changes.
 // The fused ops' rules live here, beside the rewrite that makes their nodes, and are installed in the op
 // table when this module loads (the core loads it on first use, src/plan/plan.ts).
-import { planWindow } from "../geometry.ts";
+import { planWindow, type WindowPlan } from "../geometry.ts";
+import * as K from "../kernels.ts";
 import { convPoolArgmaxSize, convPoolBackward, convPoolForward, convPoolPartials, convPoolUnfit, type ConvPoolGeom } from "../kernels/conv_pool.ts";
 import { requiringGrad } from "./autodiff.ts";
 import type { Node, SymbolicTensor } from "./graph.ts";
-import { OPS, window, type OpConfigs, type OpRule, type Shape } from "./ops.ts";
+import { activationAndBias, activationAndBiasScratch, dwSplits, OPS, window, type OpConfigs, type OpRule, type Shape } from "./ops.ts";
 
 /** The convolution's and the pooling's windows of a convPool node, at batch B. */
 function geomOf(c: OpConfigs["convPool"], inShapes: readonly Shape[], B: number, where: string): ConvPoolGeom {
@@ -45,6 +46,60 @@ const convPool: OpRule<"convPool"> = {
   },
 };
 OPS.convPool = convPool;
+
+/**
+ * The filter gradient reads x through the implicit GEMM where output rows are long enough: it walks a
+ * chunk one output row at a time, at a cost of about one 4-step per row. SwiftShader, the residual
+ * network's 3×3 layers at batch 64: rows of 14 and 7 pixels ran it 1.4–2× faster than im2col and the
+ * product, rows of 4 pixels 1.7× slower; there it takes im2col (into scratch) and the product.
+ */
+const implicitDw = (p: WindowPlan) => p.OW >= 7;
+
+/** act(conv(x) + b) as an implicit GEMM: the forward never writes im2col's columns, nor keeps them for the backward pass. */
+const convGemm: OpRule<"convGemm"> = {
+  shape: (c, [s, w], where) => {
+    const p = window(c.conv, s!, 1, where);
+    return [p.OH, p.OW, w!.at(-1)!];
+  },
+  keeps: (c, needs) => ({ inputs: needs[1] ? [0] : [], output: c.act !== "linear" }),
+  scratch: (c, a, pass): Record<string, number> => {
+    if (pass === "forward") return {};
+    const p = window(c.conv, a.inShapes[0]!, a.B, "convGemm");
+    const F = a.outShape.at(-1)!;
+    const [R, KC] = [p.B * p.OH * p.OW, p.KH * p.KW * p.C];
+    const splits = a.needs[1] ? dwSplits(a.ctx, KC, F, R) : 1;
+    // One buffer of columns: im2col's for the filter gradient where it is not implicit, then dX's.
+    const columns = (a.needs[1] && !implicitDw(p)) || a.needs[0] ? R * KC : 0;
+    return { ...activationAndBiasScratch(a.ctx, c.act, c.bias, R, F), partials: splits > 1 ? splits * KC * F : 0, columns };
+  },
+  forward: async (ctx, c, io) => {
+    const p = window(c.conv, io.inShapes[0]!, io.B, io.label);
+    const [x, w, b] = io.x;
+    return [await K.convGemm(ctx, x!, w!, io.y, p, io.outShape.at(-1)!, { bias: c.bias ? b : undefined, act: c.act }, `${io.label} forward`)];
+  },
+  backward: async (ctx, c, io) => {
+    const p = window(c.conv, io.inShapes[0]!, io.B, io.label);
+    const F = io.outShape.at(-1)!;
+    const [R, KC] = [p.B * p.OH * p.OW, p.KH * p.KW * p.C];
+    const [dx, dw, db] = io.dx;
+    const { dz, out } = await activationAndBias(ctx, c.act, io, c.bias ? db : undefined, R, F);
+    if (dw) {
+      const splits = dwSplits(ctx, KC, F, R);
+      const partials = splits > 1 ? io.scratch("partials") : ctx.kernels.placeholderOut;
+      if (implicitDw(p)) out.push(...(await K.convGemmDw(ctx, io.x[0]!, dz, dw.buffer, partials, p, F, splits, dw.accumulate, `${io.label} dW`)));
+      else {
+        out.push(await K.im2col(ctx, io.x[0]!, io.scratch("columns"), p, `${io.label} im2col`));
+        out.push(...(await K.matmulSplitK(ctx, io.scratch("columns"), dz, dw.buffer, partials, { M: KC, N: F, K: R, transA: true, accumulate: dw.accumulate }, splits, `${io.label} dW`)));
+      }
+    }
+    if (dx) {
+      out.push(await K.matmul(ctx, dz, io.x[1]!, io.scratch("columns"), { M: R, N: KC, K: F, transB: true }, `${io.label} dX`));
+      out.push(await K.col2im(ctx, io.scratch("columns"), dx.buffer, p, `${io.label} col2im`, dx.accumulate));
+    }
+    return out;
+  },
+};
+OPS.convGemm = convGemm;
 
 let fusedIds = 1_000_000_000;
 
@@ -87,6 +142,42 @@ export function fuseConvPool(nodes: readonly Node[], outputs: readonly SymbolicT
       label: `${product.owner.name}+${pool.label}`,
     };
     replaced.set(cols, null).set(product, null).set(pool, fused);
+  }
+  if (replaced.size === 0) return [...nodes];
+  return nodes.flatMap((n) => {
+    const r = replaced.get(n);
+    return r === undefined ? [n] : r ? [r] : [];
+  });
+}
+
+/**
+ * Convolution (im2col → matmul with its bias and activation) as one convGemm node where the engine's
+ * matmul has the implicit-GEMM kernels (K.implicitConvFits: a subgroup variant, the vec4 kernels, F a
+ * multiple of 4) and nothing but the product reads the columns. The node writes the product's output
+ * tensor, so every consumer downstream is unchanged.
+ */
+export function fuseConvGemm(nodes: readonly Node[], ctx: K.KernelContext): Node[] {
+  const uses = new Map<SymbolicTensor, number>();
+  for (const n of nodes) for (const t of n.inputs) uses.set(t, (uses.get(t) ?? 0) + 1);
+  const consumer = new Map<SymbolicTensor, Node>();
+  for (const n of nodes) for (const t of n.inputs) consumer.set(t, n);
+  const replaced = new Map<Node, Node | null>();
+  for (const cols of nodes) {
+    if (cols.kind !== "im2col") continue;
+    const product = consumer.get(cols.output);
+    if (!product || product.kind !== "matmul" || product.inputs[0] !== cols.output || uses.get(cols.output) !== 1) continue;
+    if (!K.implicitConvFits(ctx, product.output.shape.at(-1)!)) continue;
+    const { act, bias } = product.config as Node<"matmul">["config"];
+    const fused: Node<"convGemm"> = {
+      id: ++fusedIds,
+      kind: "convGemm",
+      config: { conv: cols.config as Node<"im2col">["config"], act, bias },
+      inputs: [cols.inputs[0]!, ...product.inputs.slice(1)],
+      output: product.output,
+      owner: product.owner,
+      label: product.owner.name,
+    };
+    replaced.set(cols, null).set(product, fused);
   }
   if (replaced.size === 0) return [...nodes];
   return nodes.flatMap((n) => {

@@ -50,6 +50,12 @@ export interface OpConfigs {
    * layer emits it). Inputs: x, kernel (KH, KW, C, F)[, bias (F)]; x gets no gradient.
    */
   convPool: { conv: Window; pool: Window; act: Activation; bias: boolean };
+  /**
+   * act(conv(x) + b) as one implicit-GEMM product whose im2col columns are read from x, never written
+   * (src/graph/fuse.ts makes it from im2col → matmul on the subgroup kernels; no layer emits it).
+   * Inputs: x, kernel (KH, KW, C, F)[, bias (F)].
+   */
+  convGemm: { conv: Window; act: Activation; bias: boolean };
 }
 export type OpKind = keyof OpConfigs;
 
@@ -130,7 +136,7 @@ export function window(w: Window, s: Shape, B: number, where: string): WindowPla
  * The backward pass through a fused activation and bias: dz = dy · act'(y) into scratch "dz" (for a
  * linear op dz is dy itself) and the bias gradient, in one pass; the products then read dz.
  */
-async function activationAndBias(ctx: KernelContext, act: Activation, io: BackwardIo, bias: GradOut | undefined, R: number, Nc: number): Promise<{ dz: Binding; out: Dispatch[] }> {
+export async function activationAndBias(ctx: KernelContext, act: Activation, io: BackwardIo, bias: GradOut | undefined, R: number, Nc: number): Promise<{ dz: Binding; out: Dispatch[] }> {
   const partials = bias && K.biasGradPartials(ctx, R, Nc) > 0 ? io.scratch("dbPartials") : undefined;
   if (act === "linear") return { dz: io.dy, out: bias ? await K.biasGrad(ctx, io.dy, bias.buffer, R, Nc, undefined, `${io.label} db`, bias.accumulate, partials) : [] };
   const dz = io.scratch("dz");
@@ -138,12 +144,12 @@ async function activationAndBias(ctx: KernelContext, act: Activation, io: Backwa
 }
 
 /** Scratch of activationAndBias: dz (when the activation is not linear) and the bias's partial column sums. */
-function activationAndBiasScratch(ctx: KernelContext, act: Activation, bias: boolean, R: number, Nc: number): Record<string, number> {
+export function activationAndBiasScratch(ctx: KernelContext, act: Activation, bias: boolean, R: number, Nc: number): Record<string, number> {
   return { dz: act === "linear" ? 0 : R * Nc, dbPartials: bias ? K.biasGradPartials(ctx, R, Nc) : 0 };
 }
 
 /** Split-K factor of a matmul's dW product (a long K = rows, a small K×N output). */
-const dwSplits = (ctx: KernelContext, depth: number, n: number, rows: number) => K.splitsFor(depth, n, rows, ctx.matmulVariant);
+export const dwSplits = (ctx: KernelContext, depth: number, n: number, rows: number) => K.splitsFor(depth, n, rows, ctx.matmulVariant);
 
 const pool = (kind: "max" | "avg"): OpRule<"maxPool" | "avgPool"> => ({
   shape: (c, [s], where) => {
@@ -420,9 +426,15 @@ export const OPS: { [Kd in OpKind]: OpRule<Kd> } = {
       return out;
     },
   },
-  // Made only by the fusion pass (src/graph/fuse.ts), which installs this rule when it loads: the core
-  // loads it on first use, with its kernel.
+  // Made only by the fusion pass (src/graph/fuse.ts), which installs these rules when it loads: the core
+  // loads it on first use, with its kernels.
   convPool: {
+    shape: unloaded,
+    keeps: unloaded,
+    forward: unloaded,
+    backward: unloaded,
+  },
+  convGemm: {
     shape: unloaded,
     keeps: unloaded,
     forward: unloaded,

@@ -113,10 +113,15 @@ export class Plan {
     const { graph, B, training, weights } = this.o;
     const e = this.engine;
     // Fused where it pays (src/graph/fuse.ts, loaded on first use: only a graph with max pooling after a
-    // convolution has anything to fuse); not in an unpacked plan, which exists to show every layer's
-    // output, nor on an engine told not to fuse.
-    const fusible = this.o.pack !== false && e.fusion && graph.nodes.some((n) => n.kind === "maxPool" && n.inputs[0]!.node?.kind === "matmul");
-    const nodes = fusible ? (await import("../graph/fuse.ts")).fuseConvPool(graph.nodes, [graph.output], B) : graph.nodes;
+    // convolution, or a convolution on an engine with the implicit-GEMM kernels, has anything to fuse);
+    // not in an unpacked plan, which exists to show every layer's output, nor on an engine told not to fuse.
+    const pooled = graph.nodes.some((n) => n.kind === "maxPool" && n.inputs[0]!.node?.kind === "matmul");
+    const implicit = K.MATMUL_TILES[e.matmulVariant].lanes !== undefined && e.vec4 && graph.nodes.some((n) => n.kind === "im2col");
+    let nodes = graph.nodes;
+    if (this.o.pack !== false && e.fusion && (pooled || implicit)) {
+      const fuse = await import("../graph/fuse.ts");
+      nodes = fuse.fuseConvGemm(fuse.fuseConvPool(nodes, [graph.output], B), e);
+    }
     const F = nodes.length;
     const lossTime = F + 1;
     const grads = training ? backward(nodes, graph.output) : undefined;
