@@ -320,6 +320,12 @@ fn matmul_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgroup
 // at base + t·stride, zero where the pixel is outside the image: `ok` (rows) and ix + t·ix_step in
 // [0, W) (columns). The uniforms are matmul's with the convolution's geometry (lib/matmul_io.wgsl).
 
+// Where the lane's 4 rows read x in a run: their offsets at step 0, which are inside the image, and
+// their column at step 0 (the filter gradient's runs move along x; the forward's stay on one pixel and
+// pass column 0). Lane values only: a run's uniform values are parameters of their own, since the
+// broadcasts need its loop seen as uniform.
+struct RunRows { base: vec4i, ok: vec4<bool>, ix: vec4i }
+
 // The lane's 4 rows at run steps t .. t + 3 (columns of the result: rows; components: steps), zero past
 // the run's `len` steps or outside the image.
 fn run_row4(base: i32, ok: bool, ix: i32, t: u32, len: u32, stride: i32, ix_step: i32) -> vec4f {
@@ -330,37 +336,36 @@ fn run_row4(base: i32, ok: bool, ix: i32, t: u32, len: u32, stride: i32, ix_step
   return select(vec4f(0.0), vec4f(a[o.x], a[o.y], a[o.z], a[o.w]), live);
 }
 
-fn run_rows4(base: vec4i, ok: vec4<bool>, ix: vec4i, t: u32, len: u32, stride: i32, ix_step: i32) -> mat4x4f {
-  return mat4x4f(run_row4(base.x, ok.x, ix.x, t, len, stride, ix_step), run_row4(base.y, ok.y, ix.y, t, len, stride, ix_step), run_row4(base.z, ok.z, ix.z, t, len, stride, ix_step), run_row4(base.w, ok.w, ix.w, t, len, stride, ix_step));
+fn run_rows4(r: RunRows, t: u32, len: u32, stride: i32, ix_step: i32) -> mat4x4f {
+  return mat4x4f(run_row4(r.base.x, r.ok.x, r.ix.x, t, len, stride, ix_step), run_row4(r.base.y, r.ok.y, r.ix.y, t, len, stride, ix_step), run_row4(r.base.z, r.ok.z, r.ix.z, t, len, stride, ix_step), run_row4(r.base.w, r.ok.w, r.ix.w, t, len, stride, ix_step));
 }
 
 // The lane's 4 rows at run step t.
-fn run_rows1(base: vec4i, ok: vec4<bool>, ix: vec4i, t: u32, stride: i32, ix_step: i32) -> vec4f {
-  let live = ok & (vec4u(ix + vec4i(i32(t) * ix_step)) < vec4u(params.W));
-  let o = vec4u(max(base + vec4i(i32(t) * stride), vec4i(0)));
+fn run_rows1(r: RunRows, t: u32, stride: i32, ix_step: i32) -> vec4f {
+  let live = r.ok & (vec4u(r.ix + vec4i(i32(t) * ix_step)) < vec4u(params.W));
+  let o = vec4u(max(r.base + vec4i(i32(t) * stride), vec4i(0)));
   return select(vec4f(0.0), vec4f(a[o.x], a[o.y], a[o.z], a[o.w]), live);
 }
 
 // One run of `len` steps into the accumulators: op(B)'s rows r0 .. r0 + len - 1 (vec4 `col` of each).
-// (The run's uniform values are parameters of their own: the broadcasts need the loop seen as uniform.)
-fn run4v(acc: ptr<function, array<vec4f, 16>>, base: vec4i, ok: vec4<bool>, ix: vec4i, r0: u32, len: u32, stride: i32, ix_step: i32, col: u32) {
+fn run4v(acc: ptr<function, array<vec4f, 16>>, r: RunRows, r0: u32, len: u32, stride: i32, ix_step: i32, col: u32) {
   let row4s = params.b_k / 4u;
   for (var t = 0u; t < len; t += K_STEP) {
     if (K_STEP == 4u) {
-      step4x4(acc, run_rows4(base, ok, ix, t, len, stride, ix_step), cols4v(col, quad(r0 + t, r0 + len, row4s)));
+      step4x4(acc, run_rows4(r, t, len, stride, ix_step), cols4v(col, quad(r0 + t, r0 + len, row4s)));
     } else {
-      step4(acc, run_rows1(base, ok, ix, t, stride, ix_step), b4[(r0 + t) * row4s + col]);
+      step4(acc, run_rows1(r, t, stride, ix_step), b4[(r0 + t) * row4s + col]);
     }
   }
 }
 
-fn run8v(acc: ptr<function, array<vec4f, 32>>, base: vec4i, ok: vec4<bool>, ix: vec4i, r0: u32, len: u32, stride: i32, ix_step: i32, col: u32) {
+fn run8v(acc: ptr<function, array<vec4f, 32>>, r: RunRows, r0: u32, len: u32, stride: i32, ix_step: i32, col: u32) {
   let row4s = params.b_k / 4u;
   for (var t = 0u; t < len; t += K_STEP) {
     if (K_STEP == 4u) {
-      step8x4(acc, run_rows4(base, ok, ix, t, len, stride, ix_step), cols4v(col, quad(r0 + t, r0 + len, row4s)));
+      step8x4(acc, run_rows4(r, t, len, stride, ix_step), cols4v(col, quad(r0 + t, r0 + len, row4s)));
     } else {
-      step8(acc, run_rows1(base, ok, ix, t, stride, ix_step), b4[(r0 + t) * row4s + col]);
+      step8(acc, run_rows1(r, t, stride, ix_step), b4[(r0 + t) * row4s + col]);
     }
   }
 }
@@ -377,6 +382,12 @@ fn pixels_of(first: u32, lanes: u32) -> Pixels {
   let ix = vec4i(ox * params.SW) - i32(params.PL);
   let base = ((vec4i(row / params.OH * params.H) + iy) * i32(params.W) + ix) * i32(params.C);
   return Pixels(iy, ix, base);
+}
+
+// The forward's run for tap (ky, kx): C channels of each row's pixel under it.
+fn tap_rows(px: Pixels, ky: u32, kx: u32) -> RunRows {
+  let ok = (vec4u(px.iy + i32(ky)) < vec4u(params.H)) & (vec4u(px.ix + i32(kx)) < vec4u(params.W));
+  return RunRows(px.base + i32((ky * params.W + kx) * params.C), ok, vec4i(0));
 }
 
 // The filter gradient's rows: taps × channels k0 + s + lanes·i (clamped), as (ky, kx) and the offset
@@ -400,8 +411,7 @@ fn conv_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_i
   var acc: array<vec4f, 16>;
   for (var ky = 0u; ky < params.KH; ky++) {
     for (var kx = 0u; kx < params.KW; kx++) {
-      let ok = (vec4u(px.iy + i32(ky)) < vec4u(params.H)) & (vec4u(px.ix + i32(kx)) < vec4u(params.W));
-      run4v(&acc, px.base + i32((ky * params.W + kx) * params.C), ok, vec4i(0), (ky * params.KW + kx) * params.C, params.C, 1, 0, col);
+      run4v(&acc, tap_rows(px, ky, kx), (ky * params.KW + kx) * params.C, params.C, 1, 0, col);
     }
   }
   let bias_v = bias4(n0, 1u);
@@ -419,8 +429,7 @@ fn conv_subgroup8v(@builtin(local_invocation_index) li: u32, @builtin(subgroup_i
   var acc: array<vec4f, 32>;
   for (var ky = 0u; ky < params.KH; ky++) {
     for (var kx = 0u; kx < params.KW; kx++) {
-      let ok = (vec4u(px.iy + i32(ky)) < vec4u(params.H)) & (vec4u(px.ix + i32(kx)) < vec4u(params.W));
-      run8v(&acc, px.base + i32((ky * params.W + kx) * params.C), ok, vec4i(0), (ky * params.KW + kx) * params.C, params.C, 1, 0, col);
+      run8v(&acc, tap_rows(px, ky, kx), (ky * params.KW + kx) * params.C, params.C, 1, 0, col);
     }
   }
   let bias_v = bias4(n0, 1u);
@@ -443,6 +452,14 @@ fn next_row(px: vec3u) -> vec3u {
   return vec3u(0u, px.y + 1u, px.z);
 }
 
+// The filter gradient's run along output row px (from its pixel px.x): each row's tap under each pixel.
+fn row_rows(taps: Taps, px: vec3u) -> RunRows {
+  let y0 = i32(px.y * params.SH) - i32(params.PT);
+  let x0 = i32(px.x * params.SW) - i32(params.PL);
+  let first = ((i32(px.z * params.H) + y0) * i32(params.W) + x0) * i32(params.C);
+  return RunRows(vec4i(first) + taps.off, vec4u(taps.ky + y0) < vec4u(params.H), taps.kx + x0);
+}
+
 // The filter gradient over output pixels [m, m_end) of a chunk, one output row at a time: in a row the
 // lane's taps read x at a stride of SW·C, and a tap's column leaves the image where padded.
 @compute @workgroup_size(WG, 1, 1)
@@ -461,10 +478,7 @@ fn conv_dw_subgroup4v(@builtin(local_invocation_index) li: u32, @builtin(subgrou
       break;
     }
     let len = min(m_end - m, params.OW - px.x);
-    let y0 = i32(px.y * params.SH) - i32(params.PT);
-    let x0 = i32(px.x * params.SW) - i32(params.PL);
-    let first = ((i32(px.z * params.H) + y0) * i32(params.W) + x0) * i32(params.C);
-    run4v(&acc, vec4i(first) + taps.off, vec4u(taps.ky + y0) < vec4u(params.H), taps.kx + x0, m, len, i32(params.SW * params.C), i32(params.SW), col);
+    run4v(&acc, row_rows(taps, px), m, len, i32(params.SW * params.C), i32(params.SW), col);
     m += len;
     px = next_row(px);
   }
@@ -490,10 +504,7 @@ fn conv_dw_subgroup8v(@builtin(local_invocation_index) li: u32, @builtin(subgrou
       break;
     }
     let len = min(m_end - m, params.OW - px.x);
-    let y0 = i32(px.y * params.SH) - i32(params.PT);
-    let x0 = i32(px.x * params.SW) - i32(params.PL);
-    let first = ((i32(px.z * params.H) + y0) * i32(params.W) + x0) * i32(params.C);
-    run8v(&acc, vec4i(first) + taps.off, vec4u(taps.ky + y0) < vec4u(params.H), taps.kx + x0, m, len, i32(params.SW * params.C), i32(params.SW), col);
+    run8v(&acc, row_rows(taps, px), m, len, i32(params.SW * params.C), i32(params.SW), col);
     m += len;
     px = next_row(px);
   }

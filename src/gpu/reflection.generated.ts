@@ -866,7 +866,7 @@ export const shaderReflection: ReflectionTable = {
     },
   },
   "matmul_subgroup.wgsl": {
-    "fingerprint": "61eebb57",
+    "fingerprint": "4843270d",
     "overrides": { "WG": 16, "K_STEP": 1, "ACCUMULATE": false },
     "entries": {
       "matmul_subgroup8": {
