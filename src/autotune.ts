@@ -19,12 +19,12 @@ export type MatmulBuilder = typeof Matmul;
  * k4 variants' lead on SwiftShader (5–10% there, 15–20% at the reference CNN's 5408) was within the
  * noise of a shared machine.
  */
-async function stepProducts(kernels: KernelRegistry, variant: MatmulVariant, matmul: MatmulBuilder): Promise<{ run(): Promise<number>; destroy(): void }> {
+async function stepProducts(kernels: KernelRegistry, variant: MatmulVariant, matmul: MatmulBuilder, vec4: boolean): Promise<{ run(): Promise<number>; destroy(): void }> {
   const device = kernels.device;
   const [B, IN, OUT] = [64, 2048, 128];
   const make = (n: number, label: string) => device.createBuffer({ label, size: n * 4, usage: STORAGE_USAGE });
   const [x, w, y, dx, dw] = [make(B * IN, "tune x"), make(IN * OUT, "tune w"), make(B * OUT, "tune y"), make(B * IN, "tune dx"), make(IN * OUT, "tune dw")];
-  const ctx = { kernels, matmulVariant: variant };
+  const ctx = { kernels, matmulVariant: variant, vec4 };
   const ds: Dispatch[] = [
     await matmul(ctx, x, w, y, { M: B, N: OUT, K: IN }, `tune forward ${variant}`),
     await matmul(ctx, y, w, dx, { M: B, N: IN, K: OUT, transB: true }, `tune dX ${variant}`),
@@ -54,9 +54,10 @@ async function stepProducts(kernels: KernelRegistry, variant: MatmulVariant, mat
  * fastest round per variant, since another process can only slow a run down (CPU drivers spread a
  * dispatch over threads, and their times swing by half between runs). A variant more than twice as
  * slow as the best in its second warm-up (tiled on a CPU driver) keeps that time and sits out the rounds.
+ * `vec4`: the engine's EngineOptions.vectors, which picks a subgroup kernel's entries (its vec4-B twins).
  */
-export async function timeVariants(kernels: KernelRegistry, variants: readonly MatmulVariant[], matmul: MatmulBuilder): Promise<Partial<Record<MatmulVariant, number>>> {
-  const runs = await Promise.all(variants.map((v) => stepProducts(kernels, v, matmul)));
+export async function timeVariants(kernels: KernelRegistry, variants: readonly MatmulVariant[], matmul: MatmulBuilder, vec4 = true): Promise<Partial<Record<MatmulVariant, number>>> {
+  const runs = await Promise.all(variants.map((v) => stepProducts(kernels, v, matmul, vec4)));
   try {
     // The first run of each compiles its pipelines (lavapipe compiles at first dispatch); the second screens.
     for (const r of runs) await r.run();

@@ -110,7 +110,7 @@ export class Engine implements KernelContext {
       throw new ConfigError(`Engine.create: matmul "${m}" cannot run on ${describeAdapter(gpu.report)}: it needs the "subgroups" feature with subgroups of exactly ${MATMUL_TILES[m].lanes ?? "?"} lanes (this adapter: ${gpu.report.subgroupSizes?.join("–") ?? "no subgroup size reported"}). Use "auto", or one of ${can.join(", ")}.`);
     }
     const engine = new Engine(gpu, options);
-    if (m === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report, engine.matmulCandidates)).variant;
+    if (m === "auto") engine.matmulVariant = (await tunedMatmul(engine.kernels, engine.gpu.report, engine.matmulCandidates, engine.vec4)).variant;
     return engine;
   }
 

@@ -30,18 +30,23 @@ async function store(): Promise<Store> {
   return { get: async () => ({}), set: async () => undefined };
 }
 
-/** The cached choice for this adapter, or a fresh measurement of the variants that work (then cached). */
-export async function tunedMatmul(kernels: KernelRegistry, report: AdapterReport, variants: readonly MatmulVariant[]): Promise<{ variant: MatmulVariant; measured?: Partial<Record<MatmulVariant, number>> }> {
+/**
+ * The cached choice for this adapter, or a fresh measurement of the variants that work (then cached).
+ * `vec4` (the engine's EngineOptions.vectors) picks the subgroup kernels' entries, so the two settings
+ * are measured and cached apart.
+ */
+export async function tunedMatmul(kernels: KernelRegistry, report: AdapterReport, variants: readonly MatmulVariant[], vec4 = true): Promise<{ variant: MatmulVariant; measured?: Partial<Record<MatmulVariant, number>> }> {
   const s = await store();
   const all = await s.get().catch(() => ({}) as Record<string, MatmulVariant>);
-  const cached = all[adapterKey(report)];
+  const key = `${adapterKey(report)}${vec4 ? "" : "|scalar"}`;
+  const cached = all[key];
   if (cached && variants.includes(cached)) return { variant: cached };
   const { timeVariants, variantWorks } = await import("./autotune.ts");
   const working: MatmulVariant[] = [];
   for (const v of variants) if (await variantWorks(kernels, v, matmul)) working.push(v);
-  const measured = working.length ? await timeVariants(kernels, working, matmul) : {};
+  const measured = working.length ? await timeVariants(kernels, working, matmul, vec4) : {};
   if (!working.length) throw new GpuError(`no matmul variant computes a product correctly on ${describeAdapter(report)}; the driver is broken. Try another adapter (in Node: adapter: "swiftshader" or "lavapipe").`);
   const variant = working.reduce((best, v) => (measured[v]! < measured[best]! ? v : best));
-  await s.set({ ...all, [adapterKey(report)]: variant }).catch(() => undefined);
+  await s.set({ ...all, [key]: variant }).catch(() => undefined);
   return { variant, measured };
 }

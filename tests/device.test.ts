@@ -99,6 +99,12 @@ describe("matmul autotuning", () => {
       expect(Object.values(cache)).toEqual([fastest]);
       const again = await tunedMatmul(e.kernels, e.gpu.report, e.matmulVariants);
       expect(again).toEqual({ variant: fastest }); // from the cache, not measured
+      // Without the vec4 kernels the subgroup kernels run other entries: measured and cached apart.
+      const scalar = await tunedMatmul(e.kernels, e.gpu.report, e.matmulVariants, false);
+      expect(Object.keys(scalar.measured ?? {}).sort()).toEqual([...e.matmulVariants].sort());
+      const both = JSON.parse(await readFile(join(dir, "matmul-tuning.v5.json"), "utf8"));
+      expect(Object.values(both).sort()).toEqual([fastest, scalar.variant].sort());
+      expect(await tunedMatmul(e.kernels, e.gpu.report, e.matmulVariants, false)).toEqual({ variant: scalar.variant });
       e.dispose();
       const pinned = await Engine.create({ matmul: fastest === "direct" ? "tiled" : "direct" });
       expect(pinned.matmulVariant).not.toBe(fastest);
