@@ -513,3 +513,20 @@ fn conv_dw_subgroup8v(@builtin(local_invocation_index) li: u32, @builtin(subgrou
     store4(split, l.m0 + i, n0, 1u, acc[i], bias_v);
   }
 }
+
+// dX of a stride-1 convolution is the forward product of dz with the filters transposed (F and C
+// swapped) and their taps reversed, padded by KH - 1 - PT and KW - 1 - PL (src/kernels.ts, convGemmDx):
+// flip_filters writes those filters, w (KH, KW, C, F) at a to (KH, KW, F, C) at c, one element per
+// invocation (uniforms: KH, KW, C, and N = F).
+@compute @workgroup_size(64, 1, 1)
+fn flip_filters(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  let taps = params.KH * params.KW;
+  if (i >= taps * params.C * params.N) {
+    return;
+  }
+  let f = i % params.N;
+  let ch = (i / params.N) % params.C;
+  let tap = i / (params.N * params.C);
+  c[((taps - 1u - tap) * params.N + f) * params.C + ch] = a[i];
+}

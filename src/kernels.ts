@@ -157,6 +157,26 @@ export async function convGemm(ctx: KernelContext, x: Binding, w: Binding, y: Bi
 }
 
 /**
+ * dx (B, H, W, C) (+)= the gradient of a stride-1 convolution through x: the forward product of dz
+ * (B, OH, OW, F) with `flipped` (flipFilters: the filters transposed, taps reversed), padded by
+ * KH − 1 − PT and KW − 1 − PL, so no columns are written and no col2im runs (implicitConvFits(ctx, C)).
+ */
+export async function convGemmDx(ctx: KernelContext, dz: Binding, flipped: Binding, dx: Binding, p: WindowPlan, F: number, accumulate = false, label = "conv dX"): Promise<Dispatch> {
+  if (p.SH !== 1 || p.SW !== 1) throw new ConfigError(`${label}: the implicit dX takes stride 1 (this convolution's is ${p.SH}×${p.SW})`);
+  const q: WindowPlan = { ...p, H: p.OH, W: p.OW, C: F, PT: p.KH - 1 - p.PT, PL: p.KW - 1 - p.PL, OH: p.H, OW: p.W };
+  return product(ctx, dz, flipped, dx, { M: p.B * p.H * p.W, N: p.C, K: p.KH * p.KW * F, accumulate }, label, 1, { entry: "conv", p: q });
+}
+
+/** flipped (KH, KW, F, C) = w (KH, KW, C, F) with F and C swapped and the taps reversed (convGemmDx's filters). */
+export async function flipFilters(ctx: KernelContext, w: Binding, flipped: Binding, p: WindowPlan, F: number, label = "flip filters"): Promise<Dispatch> {
+  await loadSubgroupShader();
+  const k = await ctx.kernels.kernel("matmul_subgroup.wgsl", "flip_filters");
+  const n = p.KH * p.KW * p.C * F;
+  const zero = { M: 0, K: 0, k_chunk: 0, splits: 0, a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0 };
+  return new Dispatch(ctx.kernels.device, k, { a: w, c: flipped }, [Math.ceil(n / 64), 1, 1], { ...zero, ...NO_CONV, N: F, C: p.C, KH: p.KH, KW: p.KW }, label);
+}
+
+/**
  * dw (KH·KW·C, F) (+)= columns(x)ᵀ · dz, dz (B·OH·OW, F), the columns read from x; split > 1 writes
  * split partial products to `partials` and sums them into dw (as matmulSplitK).
  */

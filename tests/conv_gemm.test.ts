@@ -1,7 +1,8 @@
 // The implicit-GEMM convolution (matmul_subgroup.wgsl's conv_* entries: im2col's columns read from the
-// input, never written) on both CPU drivers here and both K steps, against the float64 reference of
-// im2col and the product; where the planner uses it; and a model with strided, padded and 1×1
-// convolutions trained with it and without it.
+// input, never written; at stride 1, dX as the forward product of dz with the flipped filters) on both
+// CPU drivers here and both K steps, against the float64 reference of im2col, the products and col2im;
+// where the planner uses it; and a model with strided, padded and 1×1 convolutions trained with it and
+// without it.
 import { afterAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/engine.ts";
 import { Add, BatchNormalization, Conv2D, Dense, Flatten, GlobalAveragePooling2D, Input, MaxPooling2D, Model } from "../src/index.ts";
@@ -35,6 +36,8 @@ const CASES: Case[] = [
   { B: 2, H: 9, W: 11, C: 5, F: 8, KH: 3, KW: 3, SH: 1, SW: 1, padding: "same", act: "tanh", bias: true },
   // One channel (K = 9), 'valid', rows of 26 pixels.
   { B: 2, H: 28, W: 28, C: 1, F: 32, KH: 3, KW: 3, SH: 1, SW: 1, padding: "valid", act: "linear", bias: true },
+  // An even window ('same' pads 1 before and 2 after), F not a multiple of 4 in dX's K.
+  { B: 2, H: 6, W: 9, C: 8, F: 4, KH: 4, KW: 4, SH: 1, SW: 1, padding: "same", act: "relu", bias: true },
   // A rectangular window with uneven strides.
   { B: 2, H: 7, W: 20, C: 3, F: 4, KH: 2, KW: 3, SH: 1, SW: 2, padding: "valid", act: "sigmoid", bias: true },
   // A strided 1×1 projection with many channels; rows of 3 pixels (the filter gradient takes im2col there).
@@ -86,6 +89,18 @@ describe.each(DRIVERS)("implicit-GEMM convolution on $adapter, $variant", ({ ada
       const acc = e.tensor(prior, [prior.length]);
       await e.run(await K.convGemmDw(e, xt.buffer, dzt.buffer, acc.buffer, e.kernels.placeholderOut, p, c.F, 1, true));
       expectRelClose(await acc.read(), dwRef.map((v, i) => v + prior[i]!), 1e-4, "dW accumulated");
+
+      // dX at stride 1 with C a multiple of 4: the forward product of dz with the flipped filters,
+      // written, then added to a gradient already there.
+      if (c.SH === 1 && c.SW === 1 && c.C % 4 === 0) {
+        const dxRef = ref.col2im(ref.matmul(dz, w, R, KC, c.F, false, true), g);
+        const flipped = e.empty([KC * c.F]);
+        const dxPrior = randomArray(dxRef.length, seed++);
+        const [dx, dxAcc] = [e.empty([dxRef.length]), e.tensor(dxPrior, [dxRef.length])];
+        await e.run([await K.flipFilters(e, wt.buffer, flipped.buffer, p, c.F), await K.convGemmDx(e, dzt.buffer, flipped.buffer, dx.buffer, p, c.F), await K.convGemmDx(e, dzt.buffer, flipped.buffer, dxAcc.buffer, p, c.F, true)]);
+        expectRelClose(await dx.read(), dxRef, 1e-4, "dX");
+        expectRelClose(await dxAcc.read(), dxRef.map((v, i) => v + dxPrior[i]!), 1e-4, "dX accumulated");
+      }
     });
   }
 });
