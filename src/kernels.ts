@@ -89,19 +89,14 @@ export interface MatmulSpec {
  */
 export const accumulating = (on: boolean | undefined): { ACCUMULATE?: number } => (on ? { ACCUMULATE: 1 } : {});
 
-/** c (M, N) (+)= act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see matmulSplitK). */
-export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1): Promise<Dispatch> {
-  return product(ctx, a, b, c, s, label, split);
-}
-
 /** The convolution geometry of a matmul (lib/matmul_io.wgsl's Params): none. */
-const NO_CONV = { H: 0, W: 0, C: 0, KH: 0, KW: 0, SH: 0, SW: 0, PT: 0, PL: 0, OH: 0, OW: 0 };
+export const NO_CONV = { H: 0, W: 0, C: 0, KH: 0, KW: 0, SH: 0, SW: 0, PT: 0, PL: 0, OH: 0, OW: 0 };
 
 /**
- * A product of the subgroup kernels' implicit GEMM (matmul_subgroup.wgsl's conv_* entries): the
- * convolution's columns are read from its input, never written.
+ * A product of the subgroup kernels' implicit GEMM (matmul_subgroup.wgsl's conv_* entries: the
+ * convolution's columns are read from its input, never written; src/kernels/conv_gemm.ts).
  */
-interface Implicit {
+export interface ImplicitConv {
   entry: "conv" | "conv_dw";
   p: WindowPlan;
 }
@@ -111,7 +106,11 @@ export function implicitConvFits(ctx: KernelContext, F: number): boolean {
   return MATMUL_TILES[ctx.matmulVariant].lanes !== undefined && ctx.vec4 !== false && F % 4 === 0;
 }
 
-async function product(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label: string, split: number, implicit?: Implicit): Promise<Dispatch> {
+/**
+ * c (M, N) (+)= act(op(a)·op(b) + bias); with split > 1, c receives split partial products (see
+ * matmulSplitK). `implicit`: op(a) is a convolution's columns, read from its input (src/kernels/conv_gemm.ts).
+ */
+export async function matmul(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s: MatmulSpec, label = "matmul", split = 1, implicit?: ImplicitConv): Promise<Dispatch> {
   const variant = ctx.matmulVariant;
   const { file, entry, lanes, rows, cols, constants } = tileFor(variant, s.M);
   // A subgroup kernel reads op(B) as vec4s along N where B is not transposed and N is a multiple of 4
@@ -146,45 +145,6 @@ async function product(ctx: KernelContext, a: Binding, b: Binding, c: Binding, s
   const uniforms = { M: s.M, N: s.N, K: s.K, k_chunk: kChunk, splits, ...strides, has_bias: s.bias ? 1 : 0, act: activationCode(s.act), ...conv };
   const bias = s.bias ?? ctx.kernels.placeholder;
   return new Dispatch(ctx.kernels.device, k, vec4B ? { a, b4: b, c, bias } : { a, b, c, bias }, grid, uniforms, label);
-}
-
-/**
- * y (B·OH·OW, F) = act(conv(x, w) + bias), x (B, H, W, C) NHWC, w (KH·KW·C, F): the product of x's
- * im2col columns and w with the columns read from x (implicit GEMM; implicitConvFits must hold).
- */
-export async function convGemm(ctx: KernelContext, x: Binding, w: Binding, y: Binding, p: WindowPlan, F: number, epilogue: { bias?: Binding; act?: Activation }, label = "conv"): Promise<Dispatch> {
-  return product(ctx, x, w, y, { M: p.B * p.OH * p.OW, N: F, K: p.KH * p.KW * p.C, ...epilogue }, label, 1, { entry: "conv", p });
-}
-
-/**
- * dx (B, H, W, C) (+)= the gradient of a stride-1 convolution through x: the forward product of dz
- * (B, OH, OW, F) with `flipped` (flipFilters: the filters transposed, taps reversed), padded by
- * KH − 1 − PT and KW − 1 − PL, so no columns are written and no col2im runs (implicitConvFits(ctx, C)).
- */
-export async function convGemmDx(ctx: KernelContext, dz: Binding, flipped: Binding, dx: Binding, p: WindowPlan, F: number, accumulate = false, label = "conv dX"): Promise<Dispatch> {
-  if (p.SH !== 1 || p.SW !== 1) throw new ConfigError(`${label}: the implicit dX takes stride 1 (this convolution's is ${p.SH}×${p.SW})`);
-  const q: WindowPlan = { ...p, H: p.OH, W: p.OW, C: F, PT: p.KH - 1 - p.PT, PL: p.KW - 1 - p.PL, OH: p.H, OW: p.W };
-  return product(ctx, dz, flipped, dx, { M: p.B * p.H * p.W, N: p.C, K: p.KH * p.KW * F, accumulate }, label, 1, { entry: "conv", p: q });
-}
-
-/** flipped (KH, KW, F, C) = w (KH, KW, C, F) with F and C swapped and the taps reversed (convGemmDx's filters). */
-export async function flipFilters(ctx: KernelContext, w: Binding, flipped: Binding, p: WindowPlan, F: number, label = "flip filters"): Promise<Dispatch> {
-  await loadSubgroupShader();
-  const k = await ctx.kernels.kernel("matmul_subgroup.wgsl", "flip_filters");
-  const n = p.KH * p.KW * p.C * F;
-  const zero = { M: 0, K: 0, k_chunk: 0, splits: 0, a_m: 0, a_k: 0, b_k: 0, b_n: 0, has_bias: 0, act: 0 };
-  return new Dispatch(ctx.kernels.device, k, { a: w, c: flipped }, [Math.ceil(n / 64), 1, 1], { ...zero, ...NO_CONV, N: F, C: p.C, KH: p.KH, KW: p.KW }, label);
-}
-
-/**
- * dw (KH·KW·C, F) (+)= columns(x)ᵀ · dz, dz (B·OH·OW, F), the columns read from x; split > 1 writes
- * split partial products to `partials` and sums them into dw (as matmulSplitK).
- */
-export async function convGemmDw(ctx: KernelContext, x: Binding, dz: Binding, dw: Binding, partials: Binding, p: WindowPlan, F: number, split: number, accumulate = false, label = "conv dW"): Promise<Dispatch[]> {
-  const s = { M: p.KH * p.KW * p.C, N: F, K: p.B * p.OH * p.OW };
-  if (split <= 1) return [await product(ctx, x, dz, dw, { ...s, accumulate }, label, 1, { entry: "conv_dw", p })];
-  const partial = await product(ctx, x, dz, partials, s, `${label} (split-K)`, split, { entry: "conv_dw", p });
-  return [partial, await sumSplits(ctx, partials, dw, s.M * s.N, Math.ceil(s.K / Math.ceil(s.K / split)), accumulate, `${label} (sum of splits)`)];
 }
 
 /** Adds the subgroup matmul's shader to shaderSources; the core loads it on first use (src/kernels/matmul_subgroup.ts). */

@@ -10,6 +10,7 @@ import { fuseConvGemm, fuseConvPool } from "../src/graph/fuse.ts";
 import { topologicalNodes, type SymbolicTensor } from "../src/graph/graph.ts";
 import { planWindow, type Padding } from "../src/geometry.ts";
 import * as K from "../src/kernels.ts";
+import * as CG from "../src/kernels/conv_gemm.ts";
 import * as ref from "./reference/cpu.ts";
 import { randomArray } from "./reference/random.ts";
 import { expectRelClose } from "./gpu_helpers.ts";
@@ -73,7 +74,7 @@ describe.each(DRIVERS)("implicit-GEMM convolution on $adapter, $variant", ({ ada
       const [x, w, b, dz, prior] = [randomArray(c.B * c.H * c.W * c.C, seed++), randomArray(KC * c.F, seed++), randomArray(c.F, seed++), randomArray(R * c.F, seed++), randomArray(KC * c.F, seed++)];
       const [xt, wt, bt, dzt] = [e.tensor(x, [x.length]), e.tensor(w, [w.length]), e.tensor(b, [c.F]), e.tensor(dz, [dz.length])];
       const y = e.empty([R * c.F]);
-      await e.run([await K.convGemm(e, xt.buffer, wt.buffer, y.buffer, p, c.F, { bias: c.bias ? bt.buffer : undefined, act: c.act })]);
+      await e.run([await CG.convGemm(e, xt.buffer, wt.buffer, y.buffer, p, c.F, { bias: c.bias ? bt.buffer : undefined, act: c.act })]);
       expectRelClose(await y.read(), ref.conv2d(x, w, c.bias ? b : null, g, c.F, c.act), 1e-4, "y");
 
       // The filter gradient in one pass, and split into chunks of output pixels that start and end
@@ -82,12 +83,12 @@ describe.each(DRIVERS)("implicit-GEMM convolution on $adapter, $variant", ({ ada
       for (const split of [1, 3, 7]) {
         const dw = e.empty([KC * c.F]);
         const partials = e.empty([split * KC * c.F]);
-        await e.run(await K.convGemmDw(e, xt.buffer, dzt.buffer, dw.buffer, partials.buffer, p, c.F, split));
+        await e.run(await CG.convGemmDw(e, xt.buffer, dzt.buffer, dw.buffer, partials.buffer, p, c.F, split));
         expectRelClose(await dw.read(), dwRef, 1e-4, `dW in ${split}`);
       }
       // Added to a gradient already there (a kernel shared by two layers).
       const acc = e.tensor(prior, [prior.length]);
-      await e.run(await K.convGemmDw(e, xt.buffer, dzt.buffer, acc.buffer, e.kernels.placeholderOut, p, c.F, 1, true));
+      await e.run(await CG.convGemmDw(e, xt.buffer, dzt.buffer, acc.buffer, e.kernels.placeholderOut, p, c.F, 1, true));
       expectRelClose(await acc.read(), dwRef.map((v, i) => v + prior[i]!), 1e-4, "dW accumulated");
 
       // dX at stride 1 with C a multiple of 4: the forward product of dz with the flipped filters,
@@ -97,7 +98,7 @@ describe.each(DRIVERS)("implicit-GEMM convolution on $adapter, $variant", ({ ada
         const flipped = e.empty([KC * c.F]);
         const dxPrior = randomArray(dxRef.length, seed++);
         const [dx, dxAcc] = [e.empty([dxRef.length]), e.tensor(dxPrior, [dxRef.length])];
-        await e.run([await K.flipFilters(e, wt.buffer, flipped.buffer, p, c.F), await K.convGemmDx(e, dzt.buffer, flipped.buffer, dx.buffer, p, c.F), await K.convGemmDx(e, dzt.buffer, flipped.buffer, dxAcc.buffer, p, c.F, true)]);
+        await e.run([await CG.flipFilters(e, wt.buffer, flipped.buffer, p, c.F), await CG.convGemmDx(e, dzt.buffer, flipped.buffer, dx.buffer, p, c.F), await CG.convGemmDx(e, dzt.buffer, flipped.buffer, dxAcc.buffer, p, c.F, true)]);
         expectRelClose(await dx.read(), dxRef, 1e-4, "dX");
         expectRelClose(await dxAcc.read(), dxRef.map((v, i) => v + dxPrior[i]!), 1e-4, "dX accumulated");
       }

@@ -5,6 +5,7 @@
 // table when this module loads (the core loads it on first use, src/plan/plan.ts).
 import { planWindow, type WindowPlan } from "../geometry.ts";
 import * as K from "../kernels.ts";
+import * as CG from "../kernels/conv_gemm.ts";
 import { convPoolArgmaxSize, convPoolBackward, convPoolForward, convPoolPartials, convPoolUnfit, type ConvPoolGeom } from "../kernels/conv_pool.ts";
 import { requiringGrad } from "./autodiff.ts";
 import type { Node, SymbolicTensor } from "./graph.ts";
@@ -84,7 +85,7 @@ const convGemm: OpRule<"convGemm"> = {
   forward: async (ctx, c, io) => {
     const p = window(c.conv, io.inShapes[0]!, io.B, io.label);
     const [x, w, b] = io.x;
-    return [await K.convGemm(ctx, x!, w!, io.y, p, io.outShape.at(-1)!, { bias: c.bias ? b : undefined, act: c.act }, `${io.label} forward`)];
+    return [await CG.convGemm(ctx, x!, w!, io.y, p, io.outShape.at(-1)!, { bias: c.bias ? b : undefined, act: c.act }, `${io.label} forward`)];
   },
   backward: async (ctx, c, io) => {
     const p = window(c.conv, io.inShapes[0]!, io.B, io.label);
@@ -95,15 +96,15 @@ const convGemm: OpRule<"convGemm"> = {
     if (dw) {
       const splits = dwSplits(ctx, KC, F, R);
       const partials = splits > 1 ? io.scratch("partials") : ctx.kernels.placeholderOut;
-      if (implicitDw(p)) out.push(...(await K.convGemmDw(ctx, io.x[0]!, dz, dw.buffer, partials, p, F, splits, dw.accumulate, `${io.label} dW`)));
+      if (implicitDw(p)) out.push(...(await CG.convGemmDw(ctx, io.x[0]!, dz, dw.buffer, partials, p, F, splits, dw.accumulate, `${io.label} dW`)));
       else {
         out.push(await K.im2col(ctx, io.x[0]!, io.scratch("columns"), p, `${io.label} im2col`));
         out.push(...(await K.matmulSplitK(ctx, io.scratch("columns"), dz, dw.buffer, partials, { M: KC, N: F, K: R, transA: true, accumulate: dw.accumulate }, splits, `${io.label} dW`)));
       }
     }
     if (dx && implicitDx(ctx, p)) {
-      out.push(await K.flipFilters(ctx, io.x[1]!, io.scratch("flipped"), p, F, `${io.label} flip filters`));
-      out.push(await K.convGemmDx(ctx, dz, io.scratch("flipped"), dx.buffer, p, F, dx.accumulate, `${io.label} dX`));
+      out.push(await CG.flipFilters(ctx, io.x[1]!, io.scratch("flipped"), p, F, `${io.label} flip filters`));
+      out.push(await CG.convGemmDx(ctx, dz, io.scratch("flipped"), dx.buffer, p, F, dx.accumulate, `${io.label} dX`));
     } else if (dx) {
       out.push(await K.matmul(ctx, dz, io.x[1]!, io.scratch("columns"), { M: R, N: KC, K: F, transB: true }, `${io.label} dX`));
       out.push(await K.col2im(ctx, io.scratch("columns"), dx.buffer, p, `${io.label} col2im`, dx.accumulate));
