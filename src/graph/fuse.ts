@@ -58,7 +58,7 @@ const implicitDw = (p: WindowPlan) => p.OW >= 7;
 
 /**
  * dX reads dz through the implicit GEMM where the stride is 1 and C a multiple of 4: it is then the
- * forward product of dz with the filters transposed and their taps reversed (K.convGemmDx), with no
+ * forward product of dz with the filters transposed and their taps reversed (CG.convGemmDx), with no
  * columns and no col2im. SwiftShader, the residual network's stride-1 layers at batch 64: 1.2–1.9×
  * faster than the product into columns and col2im (lavapipe 2–2.5×). Strided layers keep those.
  */
