@@ -101,9 +101,14 @@ export interface ImplicitConv {
   p: WindowPlan;
 }
 
-/** Whether the implicit-GEMM convolution runs on this context: a subgroup matmul, the vec4 kernels, and F a multiple of 4. */
+/** Whether this context has the implicit-GEMM convolution's kernels: a subgroup matmul and the vec4 kernels. */
+export function hasImplicitConv(ctx: KernelContext): boolean {
+  return MATMUL_TILES[ctx.matmulVariant].lanes !== undefined && ctx.vec4 !== false;
+}
+
+/** Whether the implicit-GEMM convolution runs on this context for F output channels (a multiple of 4). */
 export function implicitConvFits(ctx: KernelContext, F: number): boolean {
-  return MATMUL_TILES[ctx.matmulVariant].lanes !== undefined && ctx.vec4 !== false && F % 4 === 0;
+  return hasImplicitConv(ctx) && F % 4 === 0;
 }
 
 /**
@@ -174,10 +179,10 @@ export function splitsFor(M: number, N: number, K: number, variant: MatmulVarian
 }
 
 /** Split-K matmul without epilogue: partial products into `partials` (splits·M·N floats), then their sum into c (added to c when s.accumulate). */
-export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c: Binding, partials: Binding, s: MatmulSpec, splits: number, label = "matmul"): Promise<Dispatch[]> {
-  if (splits <= 1) return [await matmul(ctx, a, b, c, s, label)];
+export async function matmulSplitK(ctx: KernelContext, a: Binding, b: Binding, c: Binding, partials: Binding, s: MatmulSpec, splits: number, label = "matmul", implicit?: ImplicitConv): Promise<Dispatch[]> {
+  if (splits <= 1) return [await matmul(ctx, a, b, c, s, label, 1, implicit)];
   if (s.bias || (s.act ?? "linear") !== "linear") throw new ConfigError(`${label}: split-K products cannot fuse a bias or activation`);
-  const partial = await matmul(ctx, a, b, partials, { ...s, accumulate: false }, `${label} (split-K)`, splits);
+  const partial = await matmul(ctx, a, b, partials, { ...s, accumulate: false }, `${label} (split-K)`, splits, implicit);
   const kChunk = Math.ceil(s.K / splits);
   return [partial, await sumSplits(ctx, partials, c, s.M * s.N, Math.ceil(s.K / kChunk), s.accumulate ?? false, `${label} (sum of splits)`)];
 }

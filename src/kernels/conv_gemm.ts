@@ -5,7 +5,7 @@
 import { ConfigError } from "../errors.ts";
 import type { WindowPlan } from "../geometry.ts";
 import { Dispatch, type Binding } from "../gpu/registry.ts";
-import { loadSubgroupShader, matmul, NO_CONV, sumSplits, type Activation, type KernelContext } from "../kernels.ts";
+import { loadSubgroupShader, matmul, matmulSplitK, NO_CONV, type Activation, type KernelContext } from "../kernels.ts";
 
 /**
  * y (B·OH·OW, F) = act(conv(x, w) + bias), x (B, H, W, C) NHWC, w (KH·KW·C, F): the product of x's
@@ -37,11 +37,8 @@ export async function flipFilters(ctx: KernelContext, w: Binding, flipped: Bindi
 
 /**
  * dw (KH·KW·C, F) (+)= columns(x)ᵀ · dz, dz (B·OH·OW, F), the columns read from x; split > 1 writes
- * split partial products to `partials` and sums them into dw (as matmulSplitK).
+ * split partial products to `partials` and sums them into dw (matmulSplitK).
  */
 export async function convGemmDw(ctx: KernelContext, x: Binding, dz: Binding, dw: Binding, partials: Binding, p: WindowPlan, F: number, split: number, accumulate = false, label = "conv dW"): Promise<Dispatch[]> {
-  const s = { M: p.KH * p.KW * p.C, N: F, K: p.B * p.OH * p.OW };
-  if (split <= 1) return [await matmul(ctx, x, dz, dw, { ...s, accumulate }, label, 1, { entry: "conv_dw", p })];
-  const partial = await matmul(ctx, x, dz, partials, s, `${label} (split-K)`, split, { entry: "conv_dw", p });
-  return [partial, await sumSplits(ctx, partials, dw, s.M * s.N, Math.ceil(s.K / Math.ceil(s.K / split)), accumulate, `${label} (sum of splits)`)];
+  return matmulSplitK(ctx, x, dz, dw, partials, { M: p.KH * p.KW * p.C, N: F, K: p.B * p.OH * p.OW, accumulate }, split, label, { entry: "conv_dw", p });
 }

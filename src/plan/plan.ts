@@ -116,7 +116,7 @@ export class Plan {
     // convolution, or a convolution on an engine with the implicit-GEMM kernels, has anything to fuse);
     // not in an unpacked plan, which exists to show every layer's output, nor on an engine told not to fuse.
     const pooled = graph.nodes.some((n) => n.kind === "maxPool" && n.inputs[0]!.node?.kind === "matmul");
-    const implicit = K.MATMUL_TILES[e.matmulVariant].lanes !== undefined && e.vec4 && graph.nodes.some((n) => n.kind === "im2col");
+    const implicit = K.hasImplicitConv(e) && graph.nodes.some((n) => n.kind === "im2col");
     let nodes = graph.nodes;
     if (this.o.pack !== false && e.fusion && (pooled || implicit)) {
       const fuse = await import("../graph/fuse.ts");
